@@ -1,0 +1,1 @@
+"""Device drivers, emulators and models: one per file."""
