@@ -1,4 +1,4 @@
-"""asiclab: a reproducible research suite for testing claims about mining ASICs as physical computers.
+"""asiclab: a reproducible research suite for testing claims about mining ASICs as computers.
 
 The package is organised as:
 

@@ -99,7 +99,7 @@ FIELDS: tuple[Field, ...] = (
     # --- events
     Field("t_host_ns", "event", "int64", "ns", f"host receive time, nanoseconds {_EPOCH}"),
     Field("t_mono_ns", "event", "int64", "ns", "host monotonic clock at receipt"),
-    Field("nonce", "event", "int64", "1", "nonce (u32 of the submitted big-endian hex); -1 unknown"),
+    Field("nonce", "event", "int64", "1", "nonce (u32 of the big-endian hex); -1 unknown"),
     Field("job_id", "event", "str", "1", "job id; empty when unknown"),
     Field("core_id", "event", "int32", "1", "ASIC core that found the nonce; -1 unknown"),
     Field("version_bits", "event", "int64", "1", "rolled version bits (rolled XOR job version)"),
@@ -399,6 +399,10 @@ def save_capture(ds: xr.Dataset, path: str | os.PathLike[str]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial")
     encoding = {}
+    empty_text = [n for n, v in ds.variables.items() if v.dtype.kind == "O" and v.size == 0]
+    if empty_text:  # the netCDF4 backend cannot infer a string type from an empty object array
+        ds = ds.assign({n: (ds[n].dims, np.array([], dtype="U1"), ds[n].attrs)
+                        for n in empty_text})
     for name, var in ds.variables.items():
         if var.dtype.kind in "OUS":
             encoding[name] = {"dtype": str}

@@ -51,6 +51,12 @@ def project_root() -> Path:
     return Path.cwd()
 
 
+def reset() -> None:
+    """Forget the selected run directory and notebook (the next call re-reads the environment)."""
+    _state["run_dir"] = None
+    _state["notebook"] = None
+
+
 def set_run_dir(run_dir: str | os.PathLike[str] | None, notebook: str | None = None) -> Path:
     """Select the run directory (created if needed) and the current notebook name."""
     if run_dir in (None, ""):

@@ -1,0 +1,45 @@
+# asiclab: the two README commands are `make reproduce` and `make test`.
+# Both create .venv if it is missing, install the project and its dependencies from pyproject.toml
+# with pip, and register the Jupyter kernel "asiclab" for that environment.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.asiclab-installed
+PARAMS ?= notebooks/params/default.yaml
+ARGS   ?=
+
+.PHONY: all setup reproduce test lab bench lint clean-runs
+
+all: test
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name asiclab --display-name "Python (asiclab)" >/dev/null
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+## Re-execute every notebook with papermill on the built-in default data.
+reproduce: $(STAMP)
+	$(BIN)/asiclab reproduce --params $(PARAMS) $(ARGS)
+
+## Run the test suite (includes every notebook with quick parameters).
+test: $(STAMP)
+	$(BIN)/python -m pytest $(ARGS)
+
+## JupyterLab on notebooks/ with the asiclab kernel.
+lab: $(STAMP)
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+## Benchmarks: print speed and memory figures.
+bench: $(STAMP)
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+lint: $(STAMP)
+	$(BIN)/ruff check lib tests benchmarks
+
+clean-runs:
+	find papermill_runs figures -mindepth 1 ! -name README.md -exec rm -rf {} +

@@ -1,0 +1,323 @@
+"""Capture: the library behind ``notebooks/01_capture.ipynb``.
+
+A capture comes from one of these sources (parameter ``source``):
+
+``sim``
+    The simulated BM1366-class chip (:mod:`asiclab.devices.simulated`) swept over core voltages
+    at one frequency, in virtual time. Labelled ``simulated``.
+``import``
+    An existing share log (:mod:`asiclab.importers`), every share re-verified by SHA256d.
+    Labelled ``imported``.
+
+The capture is saved as ``<run_dir>/01_capture/capture.nc``, where later notebooks of the same
+run find it (:func:`capture_path`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy import stats
+
+from asiclab import AsiclabError, dataset
+from asiclab.params import Param
+
+SOURCES = ("sim", "import")
+CAPTURE_FILE = Path("01_capture") / "capture.nc"
+
+
+class CaptureError(AsiclabError):
+    """A capture cannot be made from the given parameters."""
+
+
+def _sorted_unique(values: list[float]) -> str | None:
+    return None if len(set(values)) == len(values) else "distinct voltages (no repeats)"
+
+
+#: Parameters of ``01_capture.ipynb``.
+PARAMS: dict[str, Param] = {
+    "source": Param(str, "data source", choices=SOURCES),
+    "seed": Param(int, "chip seed of the simulated chip (each seed is one chip)", min=0),
+    "n_devices": Param(int, "number of simulated chips (seeds seed, seed+1, ...)", min=1, max=64),
+    "voltages_mV": Param(list, "core-voltage sweep [mV], in the order applied", item=float,
+                         min=800.0, max=1400.0, min_len=1, check=_sorted_unique),
+    "frequency_MHz": Param(float, "ASIC frequency [MHz]", min=50.0, max=1000.0),
+    "dwell_s": Param(float, "time at each operating point [s] (virtual time)", min=1.0,
+                     max=1e7),
+    "settle_s": Param(float, "settle time after each change, not analysed [s]", min=0.0,
+                      max=3600.0),
+    "telemetry_interval_s": Param(float, "telemetry sampling interval [s]", min=0.1, max=600.0),
+    "log_path": Param(str, "share log to import (source='import')"),
+    "log_format": Param(str, "format of the log", choices=("s9_stratum", "lv06_proofs",
+                                                           "generic")),
+    "lenient": Param(bool, "import: flag and count malformed rows instead of stopping"),
+}
+
+
+def capture_path(run_dir: str | os.PathLike[str]) -> Path:
+    """Where ``01_capture`` saves its capture inside a run directory."""
+    return Path(run_dir) / CAPTURE_FILE
+
+
+def make_capture(p: dict[str, Any], *, progress: bool = True) -> xr.Dataset:
+    """Produce a capture dataset from validated ``01_capture`` parameters.
+
+    Parameters
+    ----------
+    p : dict
+        Output of ``asiclab.params.validate(..., PARAMS)``.
+    progress : bool
+        Show a progress bar over operating points.
+
+    Returns
+    -------
+    xarray.Dataset
+        A capture following :mod:`asiclab.dataset`'s schema.
+    """
+    if p["source"] == "sim":
+        from asiclab.devices import simulated
+
+        return simulated.simulate_sweep(
+            p["seed"], p["voltages_mV"], frequency_MHz=p["frequency_MHz"], dwell_s=p["dwell_s"],
+            settle_s=p["settle_s"], telemetry_interval_s=p["telemetry_interval_s"],
+            n_devices=p["n_devices"], progress=progress)
+    if p["source"] == "import":
+        from asiclab import importers
+
+        if not p["log_path"]:
+            raise CaptureError("source='import' needs log_path")
+        path = Path(p["log_path"]).expanduser()
+        if not path.is_file():
+            raise CaptureError(f"log_path {str(path)!r}: no such file")
+        return importers.import_log(path, p["log_format"], lenient=p["lenient"])
+    raise CaptureError(f"unknown source {p['source']!r}")
+
+
+def poisson_rate_ci(n: int, duration_s: float, level: float = 0.95) -> tuple[float, float]:
+    """Exact (Garwood) confidence interval of a Poisson rate.
+
+    Parameters
+    ----------
+    n : int
+        Number of events.
+    duration_s : float
+        Observation time [s].
+    level : float
+        Confidence level.
+
+    Returns
+    -------
+    (float, float)
+        Lower and upper bound of the rate [1/s].
+
+    References
+    ----------
+    F. Garwood, "Fiducial limits for the Poisson distribution", Biometrika 28 (1936) 437-442,
+    doi:10.1093/biomet/28.3-4.437.
+    """
+    if duration_s <= 0:
+        return (float("nan"), float("nan"))
+    a = 1 - level
+    lo = 0.0 if n == 0 else stats.chi2.ppf(a / 2, 2 * n) / 2
+    hi = stats.chi2.ppf(1 - a / 2, 2 * n + 2) / 2
+    return (float(lo / duration_s), float(hi / duration_s))
+
+
+def summary_table(ds: xr.Dataset) -> pd.DataFrame:
+    """Per device and operating point: set point, duration, valid/invalid counts, rate with CI.
+
+    The rate is valid events per second of the operating point's duration (from the ops table;
+    when unknown, the span of its events), with an exact 95 % Poisson CI.
+    """
+    rows = []
+    dev, op, valid = (ds["device_index"].values, ds["op_index"].values,
+                      ds["valid"].values.astype(bool))
+    t = ds["t_host_ns"].values
+    for k in range(ds.sizes["op"]):
+        m = op == k
+        d = int(ds["op_device_index"].values[k])
+        t0, t1 = int(ds["op_t_start_ns"].values[k]), int(ds["op_t_end_ns"].values[k])
+        m &= dev == d
+        if t0 >= 0 and t1 > t0:
+            dur = (t1 - t0) * 1e-9
+        elif m.any():
+            dur = (t[m].max() - t[m].min()) * 1e-9
+        else:
+            dur = float("nan")
+        n_valid, n_invalid = int((m & valid).sum()), int((m & ~valid).sum())
+        lo, hi = poisson_rate_ci(n_valid, dur)
+        rows.append({
+            "device": d, "op": k, "voltage_set_mV": float(ds["op_voltage_set"].values[k]),
+            "frequency_set_MHz": float(ds["op_frequency_set"].values[k]), "duration_s": dur,
+            "n_valid": n_valid, "n_invalid": n_invalid,
+            "invalid_fraction": n_invalid / max(n_valid + n_invalid, 1),
+            "rate_per_s": n_valid / dur if dur > 0 else float("nan"),
+            "rate_ci_low": lo, "rate_ci_high": hi,
+        })
+    return pd.DataFrame(rows)
+
+
+def _source_label(ds: xr.Dataset) -> tuple[str, str]:
+    kind = ds.attrs["source_kind"]
+    seed = dataset.get_attr(ds, "seed")
+    src = dataset.get_attr(ds, "source_file")
+    detail = f"seed {seed}" if seed is not None else (Path(src).name if src else "")
+    return kind, detail
+
+
+def _x_axis(table: pd.DataFrame) -> tuple[np.ndarray, str]:
+    if table["voltage_set_mV"].notna().all() and len(table):
+        return table["voltage_set_mV"].to_numpy(), "core voltage, set [mV]"
+    return table["op"].to_numpy(), "operating point [index]"
+
+
+def plot_rate(ds: xr.Dataset) -> Any:
+    """Valid event rate per operating point with 95 % CIs, and the invalid fraction."""
+    from asiclab import plotting
+
+    table = summary_table(ds)
+    fig, (ax1, ax2) = plotting.new_figure(1, 2, figsize=(9, 3.6))
+    x, xlabel = _x_axis(table)
+    for d, sub in table.groupby("device"):
+        xs = x[sub.index]
+        r = sub["rate_per_s"].to_numpy()
+        yerr = np.vstack([r - sub["rate_ci_low"], sub["rate_ci_high"] - r])
+        ax1.errorbar(xs, r, yerr=yerr, fmt="o-", capsize=2, label=f"device {d}")
+        ax2.plot(xs, 100 * sub["invalid_fraction"], "s-", label=f"device {d}")
+    ax1.set_xlabel(xlabel)
+    ax1.set_ylabel("valid event rate [1/s]")
+    ax1.set_title("Event rate per operating point (95 % CI)")
+    ax2.set_xlabel(xlabel)
+    ax2.set_ylabel("invalid events [%]")
+    ax2.set_title("Hardware errors / invalid shares")
+    if table["device"].nunique() > 1:
+        ax1.legend()
+    plotting.label_source(fig, *_source_label(ds))
+    fig.tight_layout()
+    return fig
+
+
+def plot_counts(ds: xr.Dataset) -> Any:
+    """Valid and invalid event counts per operating point (stacked bars)."""
+    from asiclab import plotting
+
+    table = summary_table(ds)
+    fig, ax = plotting.new_figure()
+    labels = [f"{v:.0f}" if np.isfinite(v) else str(k)
+              for v, k in zip(table["voltage_set_mV"], table["op"], strict=True)]
+    pos = np.arange(len(table))
+    ax.bar(pos, table["n_valid"], label="valid")
+    ax.bar(pos, table["n_invalid"], bottom=table["n_valid"], label="invalid")
+    ax.set_xticks(pos, labels, rotation=45)
+    ax.set_xlabel("operating point (core voltage [mV])" if np.isfinite(
+        table["voltage_set_mV"]).all() else "operating point [index]")
+    ax.set_ylabel("events [count]")
+    ax.set_title("Valid and invalid events per operating point")
+    ax.legend()
+    plotting.label_source(fig, *_source_label(ds))
+    fig.tight_layout()
+    return fig
+
+
+def plot_interarrival_histogram(ds: xr.Dataset, *, bins: int = 60) -> Any:
+    """Histogram of normalised inter-arrival times per operating point, against Exp(1).
+
+    Intervals are divided by their mean so operating points of different rates share an axis;
+    a Poisson process gives the exponential density ``exp(-x)`` (dashed).
+    """
+    from asiclab import plotting
+
+    fig, ax = plotting.new_figure()
+    gaps = dataset.inter_arrival_times(ds)
+    edges = np.linspace(0, 8, bins + 1)
+    table = summary_table(ds).set_index("op")
+    for (d, o), iat in gaps.items():
+        if iat.size < 20:
+            continue
+        label = (f"{table.loc[o, 'voltage_set_mV']:.0f} mV" if o in table.index
+                 and np.isfinite(table.loc[o, "voltage_set_mV"]) else f"op {o}")
+        if ds.sizes["device"] > 1:
+            label = f"dev {d}, {label}"
+        ax.hist(iat / iat.mean(), bins=edges, density=True, histtype="step", label=label)
+    xx = np.linspace(0, 8, 200)
+    ax.plot(xx, np.exp(-xx), "k--", label="Poisson: Exp(1)")
+    ax.set_yscale("log")
+    ax.set_xlabel("inter-arrival time / mean [1]")
+    ax.set_ylabel("probability density [1]")
+    ax.set_title("Inter-arrival times (valid events)")
+    ax.legend(ncol=2)
+    plotting.label_source(fig, *_source_label(ds))
+    fig.tight_layout()
+    return fig
+
+
+def plot_telemetry(ds: xr.Dataset) -> Any:
+    """Telemetry traces: temperature, power, core voltage and hashrate against time."""
+    from asiclab import plotting
+
+    fig, axes = plotting.new_figure(4, 1, figsize=(7.5, 7.5), sharex=True)
+    t_all = ds["tel_t_host_ns"].values
+    if t_all.size == 0:
+        for ax in axes:
+            ax.set_axis_off()
+        axes[0].text(0.5, 0.5, "no telemetry in this capture", ha="center",
+                     transform=axes[0].transAxes)
+        plotting.label_source(fig, *_source_label(ds))
+        return fig
+    t0 = t_all.min()
+    series = [("temperature", "chip temperature [degC]"), ("power", "power [W]"),
+              ("voltage_measured", "core voltage [mV]"), ("hashrate", "hashrate [GH/s]")]
+    for d in range(ds.sizes["device"]):
+        m = ds["tel_device_index"].values == d
+        t = (t_all[m] - t0) * 1e-9
+        for ax, (name, _) in zip(axes, series, strict=True):
+            ax.plot(t, ds[name].values[m], label=f"device {d}")
+            if name == "voltage_measured":
+                ax.plot(t, ds["voltage_set"].values[m], "--", lw=0.8, label=f"set, device {d}")
+    for ax, (_, label) in zip(axes, series, strict=True):
+        ax.set_ylabel(label)
+    axes[-1].set_xlabel("time since first sample [s]")
+    axes[0].set_title("Telemetry")
+    axes[2].legend(ncol=2)
+    plotting.label_source(fig, *_source_label(ds))
+    fig.tight_layout()
+    return fig
+
+
+def record_results(ds: xr.Dataset, table: pd.DataFrame | None = None) -> list[dict[str, Any]]:
+    """Record the capture's headline numbers in ``results.json``.
+
+    Records the source kind, the event counts, and the valid-event rate of every operating point
+    with its exact 95 % Poisson CI.
+
+    Returns
+    -------
+    list of dict
+        The recorded entries.
+    """
+    from asiclab import results
+
+    table = summary_table(ds) if table is None else table
+    valid = ds["valid"].values.astype(bool)
+    out = [
+        results.record("source_kind", ds.attrs["source_kind"], "1",
+                       note=f"device model {ds.attrs['device_model']}"),
+        results.record("n_events", int(valid.size), "1", note="all events, valid or not"),
+        results.record("n_valid", int(valid.sum()), "1", note="events that verified"),
+        results.record("invalid_fraction", float((~valid).mean()) if valid.size else float("nan"),
+                       "1", note="invalid / all events over the whole capture"),
+    ]
+    for _, row in table.iterrows():
+        v = row["voltage_set_mV"]
+        where = f"{v:.0f} mV" if np.isfinite(v) else f"op {int(row['op'])}"
+        out.append(results.record(
+            f"rate_dev{int(row['device'])}_op{int(row['op'])}", float(row["rate_per_s"]), "1/s",
+            [float(row["rate_ci_low"]), float(row["rate_ci_high"])],
+            note=f"valid-event rate at {where}, {row['frequency_set_MHz']:.0f} MHz; "
+                 "exact 95 % Poisson CI"))
+    return out

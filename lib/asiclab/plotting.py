@@ -1,0 +1,121 @@
+"""The one figure style of the suite, and figure saving.
+
+Every figure is saved through :func:`savefig`, as PNG and PDF, into ``<run_dir>/figures/`` and
+copied to the project's ``figures/`` folder. Figures made from simulated, emulated or imported
+data carry that label on the figure itself (:func:`label_source`); :func:`savefig` refuses a
+figure whose data axes lack labels, so every axis says what it shows and in which units.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+
+from asiclab import AsiclabError, results
+
+#: Colours of the source labels.
+_SOURCE_COLOURS = {"simulated": "#D55E00", "emulated": "#CC79A7", "imported": "#0072B2",
+                   "hardware": "#009E73"}
+
+
+#: Environment variable overriding the project's ``figures/`` folder (used by the tests).
+ENV_FIGURES_DIR = "ASICLAB_FIGURES_DIR"
+
+
+class FigureError(AsiclabError):
+    """A figure cannot be saved as it is (unlabelled axes, bad name...)."""
+
+
+def style_path() -> Path:
+    """Path of the suite's matplotlib style file."""
+    return Path(str(resources.files("asiclab") / "style" / "asiclab.mplstyle"))
+
+
+def use_style() -> None:
+    """Apply the suite's matplotlib style globally (notebooks call it once)."""
+    plt.style.use(str(style_path()))
+
+
+def new_figure(nrows: int = 1, ncols: int = 1, **kwargs: Any) -> tuple[Figure, Any]:
+    """``plt.subplots`` with the suite's style applied."""
+    with plt.style.context(str(style_path())):
+        fig, axes = plt.subplots(nrows, ncols, **kwargs)
+    return fig, axes
+
+
+def label_source(target: Any, source_kind: str, detail: str = "") -> None:
+    """Stamp a figure with the kind of data it shows.
+
+    Parameters
+    ----------
+    target : matplotlib Figure or Axes
+        Where to put the label (an Axes' figure is used).
+    source_kind : str
+        ``"simulated"``, ``"emulated"``, ``"imported"`` or ``"hardware"`` (a capture's
+        ``source_kind`` attribute).
+    detail : str
+        Extra text, e.g. the chip seed or the source file.
+    """
+    fig = target if isinstance(target, Figure) else target.figure
+    text = f"{source_kind.upper()} DATA" + (f" ({detail})" if detail else "")
+    fig.text(0.995, 0.995, text, ha="right", va="top", fontsize=8, fontweight="bold",
+             color=_SOURCE_COLOURS.get(source_kind, "black"), alpha=0.9)
+    fig._asiclab_source = source_kind  # type: ignore[attr-defined]
+
+
+def _check_labels(fig: Figure, name: str) -> None:
+    for ax in fig.axes:
+        if not ax.axison or not ax.has_data():
+            continue
+        if not ax.get_xlabel().strip() or not ax.get_ylabel().strip():
+            raise FigureError(
+                f"figure {name!r}: an axes with data lacks an x or y label "
+                f"(x={ax.get_xlabel()!r}, y={ax.get_ylabel()!r}); label it with units")
+
+
+def savefig(fig: Figure, name: str, *, copy_to_figures: bool = True,
+            require_source_label: bool = True) -> list[Path]:
+    """Save a figure as PNG and PDF in the run directory and copy it to ``figures/``.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure.
+    name : str
+        File stem, e.g. ``"01_capture_rate"`` (letters, digits, ``-`` and ``_``).
+    copy_to_figures : bool
+        Also copy to the project's ``figures/`` folder (default).
+    require_source_label : bool
+        Refuse a figure not stamped by :func:`label_source` (default), so that no simulated or
+        emulated result can be mistaken for a measurement.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The written files in the run directory.
+    """
+    if not name or not all(c.isalnum() or c in "-_" for c in name):
+        raise FigureError(f"figure name {name!r}: use letters, digits, '-' and '_' only")
+    _check_labels(fig, name)
+    if require_source_label and not hasattr(fig, "_asiclab_source"):
+        raise FigureError(f"figure {name!r} is not labelled with its data source; "
+                          "call asiclab.plotting.label_source(fig, ds.attrs['source_kind'])")
+    out_dir = results.run_dir() / "figures"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for ext in ("png", "pdf"):
+        path = out_dir / f"{name}.{ext}"
+        fig.savefig(path)
+        written.append(path)
+    if copy_to_figures:
+        dest = Path(os.environ.get(ENV_FIGURES_DIR) or results.project_root() / "figures")
+        if dest.is_dir() and dest.resolve() != out_dir.resolve():
+            for p in written:
+                shutil.copy2(p, dest / p.name)
+    return written

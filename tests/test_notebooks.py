@@ -1,0 +1,103 @@
+"""The notebooks: hygiene, and the whole suite executed with quick parameters through the runner.
+
+With ``../shared/realdata`` present, ``01_capture`` also runs in import mode on both real logs.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from asiclab import runner
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+QUICK = ROOT / "notebooks" / "params" / "quick.yaml"
+
+
+def test_there_are_notebooks():
+    assert [p.stem for p in NOTEBOOKS][:1] == ["01_capture"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_hygiene(path: Path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    for c in code:
+        assert not c.get("outputs"), f"{path.name}: committed with outputs"
+        assert c.get("execution_count") is None, f"{path.name}: committed with execution counts"
+    tagged = [i for i, c in enumerate(code) if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{path.name}: needs exactly one cell tagged 'parameters'"
+    params_src = code[tagged[0]].source
+    assert "run_dir" in params_src
+    # the cell right after the parameters validates them
+    assert "validate(" in code[tagged[0] + 1].source
+    # thin notebooks: no helper functions or classes defined in them
+    for c in code:
+        tree = ast.parse(c.source)
+        defs = [n for n in ast.walk(tree)
+                if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda))]
+        assert not defs, f"{path.name}: defines {type(defs[0]).__name__} in a notebook cell"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_quick_and_default_params_name_real_parameters(path: Path):
+    nb = nbformat.read(path, as_version=4)
+    (cell,) = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    declared = {t.id for n in ast.parse(cell.source).body if isinstance(n, ast.Assign)
+                for t in n.targets if isinstance(t, ast.Name)}
+    for yml in ("quick.yaml", "default.yaml"):
+        params = runner.load_params(ROOT / "notebooks" / "params" / yml).get(path.stem, {})
+        assert set(params) <= declared, f"{yml}: {sorted(set(params) - declared)} undeclared"
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> runner.RunResult:
+    runs = tmp_path_factory.mktemp("runs")
+    return runner.reproduce(QUICK, run_id="quick", runs_dir=runs, progress=False)
+
+
+def test_quick_suite_runs_every_notebook(quick_run: runner.RunResult):
+    failures = {n.name: n.error for n in quick_run.notebooks if n.status != "ok"}
+    assert not failures, failures
+    assert {n.name for n in quick_run.notebooks} == {p.stem for p in NOTEBOOKS}
+    run = quick_run.run_dir
+    for p in NOTEBOOKS:
+        executed = nbformat.read(run / p.name, as_version=4)
+        assert any(c.get("outputs") for c in executed.cells if c.cell_type == "code")
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "ok"
+    assert any(f["path"] == "01_capture/capture.nc" and f["sha256"] for f in manifest["files"])
+    results = json.loads((run / "results.json").read_text())["results"]
+    assert {r["notebook"] for r in results} == {p.stem for p in NOTEBOOKS}
+    assert (run / "summary.md").read_text().count("|") > 10
+    pngs = sorted((run / "figures").glob("*.png"))
+    assert pngs and all(p.with_suffix(".pdf").is_file() for p in pngs)
+
+
+def test_quick_capture_is_labelled_simulated(quick_run: runner.RunResult):
+    from asiclab import dataset
+
+    ds = dataset.open_capture(quick_run.run_dir / "01_capture" / "capture.nc")
+    assert ds.attrs["source_kind"] == "simulated"
+    assert ds.sizes["op"] == 3 and ds.sizes["event"] > 100
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize(("fname", "fmt", "n"), [("s9_stratum_shares.csv", "s9_stratum", 2588),
+                                                  ("lv06_bm1366_proofs.csv", "lv06_proofs", 32)])
+def test_capture_notebook_imports_real_logs(realdata_dir, tmp_path, fname, fmt, n):
+    res = runner.reproduce(QUICK, only=["01_capture"], run_id=f"import-{fmt}", runs_dir=tmp_path,
+                           progress=False, overrides={"01_capture": {
+                               "source": "import", "log_path": str(realdata_dir / fname),
+                               "log_format": fmt}})
+    assert res.ok, res.notebooks[0].error
+    results = {r["name"]: r for r in json.loads(
+        (res.run_dir / "results.json").read_text())["results"]}
+    assert results["source_kind"]["value"] == "imported"
+    assert results["n_valid"]["value"] == n and results["n_events"]["value"] == n
