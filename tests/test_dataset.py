@@ -92,11 +92,11 @@ def test_missing_field_named(tmp_path, field):
 def test_malformed_field_named():
     ds = _capture()
     ds["t_host_ns"] = ds["t_host_ns"].astype(float)
-    with pytest.raises(D.CaptureFormatError, match="t_host_ns.*dtype"):
+    with pytest.raises(D.CaptureFormatError, match=r"t_host_ns.*dtype"):
         D.validate_capture(ds)
     ds = _capture()
     del ds["power"].attrs["units"]
-    with pytest.raises(D.CaptureFormatError, match="power.*units"):
+    with pytest.raises(D.CaptureFormatError, match=r"power.*units"):
         D.validate_capture(ds)
     ds = _capture()
     ds["device_index"][0] = 7
