@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from typing import Literal, NamedTuple
@@ -86,6 +87,8 @@ DEFAULT_VERSION_MASK: int = 0x1FFFE000
 """BIP 320 general-purpose version bits; the mask a Stratum pool usually grants (BIP 310)."""
 
 _U32 = 0xFFFFFFFF
+_HEX = re.compile(r"(?:[0-9a-fA-F]{2})*")
+_HEX_U32 = re.compile(r"[0-9a-fA-F]{1,8}")
 
 BytesLike = bytes | bytearray | memoryview
 HexOrBytes = str | BytesLike
@@ -141,12 +144,11 @@ def _to_bytes(value: HexOrBytes, name: str, length: int | None = None) -> bytes:
         text = value.strip()
         if text[:2].lower() == "0x":
             text = text[2:]
-        try:
-            out = bytes.fromhex(text)
-        except ValueError as exc:
-            raise MiningError(f"{name}: not valid hex: {value!r}") from exc
         if len(text) % 2:
-            raise MiningError(f"{name}: odd number of hex digits: {value!r}")
+            raise MiningError(f"{name}: odd number of hex digits: {value[:80]!r}")
+        if not _HEX.fullmatch(text):
+            raise MiningError(f"{name}: not valid hex: {value[:80]!r}")
+        out = bytes.fromhex(text)
     elif isinstance(value, bytes | bytearray | memoryview):
         out = bytes(value)
     else:
@@ -166,12 +168,9 @@ def _to_u32(value: IntOrHex, name: str) -> int:
         text = value.strip()
         if text[:2].lower() == "0x":
             text = text[2:]
-        if not text or len(text) > 8:
-            raise MiningError(f"{name}: expected 1..8 hex digits, got {value!r}")
-        try:
-            out = int(text, 16)
-        except ValueError as exc:
-            raise MiningError(f"{name}: not valid hex: {value!r}") from exc
+        if not _HEX_U32.fullmatch(text):
+            raise MiningError(f"{name}: expected 1..8 hex digits, got {value[:80]!r}")
+        out = int(text, 16)
     else:
         try:  # numpy integers and similar
             out = int(value)  # type: ignore[call-overload]

@@ -73,7 +73,10 @@ def _check_labels(fig: Figure, name: str) -> None:
     for ax in fig.axes:
         if not ax.axison or not ax.has_data():
             continue
-        if not ax.get_xlabel().strip() or not ax.get_ylabel().strip():
+        # a shared axis may carry its label on a sibling (e.g. only the bottom x axis)
+        xl = [a.get_xlabel() for a in ax.get_shared_x_axes().get_siblings(ax)]
+        yl = [a.get_ylabel() for a in ax.get_shared_y_axes().get_siblings(ax)]
+        if not any(t.strip() for t in xl) or not any(t.strip() for t in yl):
             raise FigureError(
                 f"figure {name!r}: an axes with data lacks an x or y label "
                 f"(x={ax.get_xlabel()!r}, y={ax.get_ylabel()!r}); label it with units")
