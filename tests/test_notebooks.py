@@ -85,7 +85,7 @@ def test_quick_capture_is_labelled_simulated(quick_run: runner.RunResult):
 
     ds = dataset.open_capture(quick_run.run_dir / "01_capture" / "capture.nc")
     assert ds.attrs["source_kind"] == "simulated"
-    assert ds.sizes["op"] == 3 and ds.sizes["event"] > 100
+    assert ds.sizes["op"] == 4 and ds.sizes["event"] > 1000
 
 
 @pytest.mark.realdata
@@ -101,3 +101,11 @@ def test_capture_notebook_imports_real_logs(realdata_dir, tmp_path, fname, fmt, 
         (res.run_dir / "results.json").read_text())["results"]}
     assert results["source_kind"]["value"] == "imported"
     assert results["n_valid"]["value"] == n and results["n_events"]["value"] == n
+
+
+def test_capture_notebook_carries_the_model_equations():
+    from asiclab.devices.simulated import MODEL_EQUATIONS_MD
+
+    nb = nbformat.read(ROOT / "notebooks" / "01_capture.ipynb", as_version=4)
+    md = [c.source for c in nb.cells if c.cell_type == "markdown"]
+    assert MODEL_EQUATIONS_MD.strip() in md

@@ -174,7 +174,7 @@ def _column(field: Field, values: Any, n: int | None) -> np.ndarray:
         arr = np.array(["" if v is None else str(v) for v in arr.ravel()], dtype=object)
     else:
         try:
-            arr = np.asarray(values).astype(field.dtype, casting="unsafe")
+            arr = np.asarray(values).astype(field.dtype, casting="unsafe", copy=False)
         except (TypeError, ValueError) as exc:
             raise CaptureValueError(f"column {field.name!r}: cannot convert to "
                                     f"{field.dtype}: {exc}") from exc
