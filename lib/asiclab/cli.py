@@ -1,7 +1,8 @@
 """The ``asiclab`` command line.
 
 ``asiclab reproduce``   execute the notebooks with papermill into ``papermill_runs/<run-id>/``
-``asiclab notebooks``   list the notebooks and their parameters
+``asiclab recover``     turn a capture journal (even after ``kill -9``) into a NetCDF capture
+``asiclab notebooks``   list the notebooks
 """
 
 from __future__ import annotations
@@ -35,6 +36,14 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _cmd_recover(args: argparse.Namespace) -> int:
+    from asiclab import journal
+
+    out = journal.recover_to_file(args.journal, args.output, skip_damaged=args.skip_damaged)
+    print(out)
+    return 0
+
+
 def _cmd_notebooks(args: argparse.Namespace) -> int:
     from asiclab import runner
 
@@ -64,6 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--notebooks-dir", default=None, help="where the notebooks are")
     rep.add_argument("--no-progress", action="store_true", help="no per-cell progress bar")
     rep.set_defaults(func=_cmd_reproduce)
+
+    rec = sub.add_parser("recover", help="turn a capture journal (even after a crash) into a "
+                                         "NetCDF capture")
+    rec.add_argument("journal", help="journal file written by a capture")
+    rec.add_argument("-o", "--output", default=None,
+                     help="NetCDF file to write (default: next to the journal)")
+    rec.add_argument("--skip-damaged", action="store_true",
+                     help="skip damaged records in the middle of the journal instead of stopping")
+    rec.set_defaults(func=_cmd_recover)
 
     nbs = sub.add_parser("notebooks", help="list the notebooks")
     nbs.set_defaults(func=_cmd_notebooks)

@@ -1,0 +1,1702 @@
+"""Stratum v1 capture server (asyncio) and a small Stratum v1 client.
+
+The capture server is a local "pool" that miners (real LV06/Bitaxe/S9, the emulated LV06, the CPU
+miner) mine against. It does not pay anyone or build blocks: it hands out jobs, verifies every
+``mining.submit`` by SHA256d against its job (:mod:`asiclab.mining`) and streams each submission,
+valid or not, with its receipt timestamps to an append-only :class:`asiclab.journal.Journal`,
+which becomes the capture dataset at the end (:meth:`StratumCaptureServer.to_dataset`) or after a
+crash (:func:`asiclab.journal.recover`).
+
+Protocol (Stratum v1 as in ``protocols.md``)
+--------------------------------------------
+From miners: ``mining.subscribe``, ``mining.authorize``, ``mining.configure`` (BIP 310 version
+rolling), ``mining.suggest_difficulty``, ``mining.extranonce.subscribe``, ``mining.submit``.
+To miners: ``mining.set_difficulty`` (fractional allowed; applies to jobs sent after it) and
+``mining.notify``. Submissions are answered ``true`` or with ``[code, message, null]``:
+20 other/malformed, 21 stale or unknown job, 22 duplicate, 23 low difficulty, 24 unauthorized
+worker, 25 not subscribed. Checks run in the order 25, 20 (not a list of 5 or 6 parameters), 24,
+20 (malformed field), 21, 20 (version bits outside the negotiated mask), 22, 23. Duplicates are
+accepted shares with the same header (same extranonces, ntime, nonce and version bits).
+
+Timing
+------
+Each submission is stamped with ``time.time_ns()`` and ``time.monotonic_ns()`` when the chunk of
+bytes that completes its line is read from the socket (one stamp per read; lines that arrive in
+one read share it). Lines held back by the rate limit keep their receipt stamps.
+
+Jobs and experiment payloads
+----------------------------
+Fresh jobs go out every ``job_interval_s`` (``clean_jobs=false``: earlier jobs stay valid until
+they fall out of the ``max_jobs`` most recent ones) and on demand via
+:meth:`StratumCaptureServer.new_job` (``clean=True`` by default: every earlier job becomes stale,
+error 21). ``new_job(payload=b"...")`` puts an experiment payload into the coinbase (an
+``OP_RETURN`` output in ``coinb2``), so it changes the Merkle root and hence every header the
+miners hash; the journal's job records (:func:`asiclab.journal.read_jobs`) map job ids to
+payloads. A job also rotates by itself once ``max_shares_per_job`` shares were accepted on it.
+
+Devices
+-------
+The worker name of ``mining.authorize`` maps to the device index (the same name from several
+connections is one device). The agent string of ``mining.subscribe`` gives the model and the
+source kind (:func:`agent_device_info`): agents starting with ``asiclab-`` (emulator, CPU miner)
+are labelled ``emulated``, everything else ``hardware``. Submissions that cannot be attributed
+(unauthorized worker, not subscribed) go to a device named :data:`UNATTRIBUTED`.
+
+Exposure and abuse
+------------------
+Binds 127.0.0.1 by default; another address needs ``allow_lan=True``. Lines longer than
+``max_line_bytes`` get an error and the connection is closed; at most ``max_connections`` clients;
+each connection may send ``max_requests_per_s`` lines per second (token bucket; excess lines are
+held back -- never dropped -- by pausing the socket); after ``max_protocol_errors`` malformed
+messages, or when a client stops reading its replies, the connection is closed. Idle and
+handshake time-outs close dead or stalling connections. Memory is bounded: per-job duplicate sets
+are dropped with their job, per-connection buffers are bounded, and no event stays in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import ipaddress
+import json
+import math
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from asiclab import AsiclabError, mining
+from asiclab.journal import Journal, JournalError, clean_text, recover
+
+__all__ = [
+    "DEFAULT_VERSION_MASK",
+    "ERR_DUPLICATE",
+    "ERR_LOW_DIFFICULTY",
+    "ERR_NOT_SUBSCRIBED",
+    "ERR_OTHER",
+    "ERR_STALE",
+    "ERR_UNAUTHORIZED",
+    "UNATTRIBUTED",
+    "ClientJob",
+    "MinerThread",
+    "StratumCaptureServer",
+    "StratumClient",
+    "StratumError",
+    "SubmitResult",
+    "ThreadedCaptureServer",
+    "agent_device_info",
+    "build_coinbase_parts",
+]
+
+ERR_OTHER = 20
+ERR_STALE = 21
+ERR_DUPLICATE = 22
+ERR_LOW_DIFFICULTY = 23
+ERR_UNAUTHORIZED = 24
+ERR_NOT_SUBSCRIBED = 25
+_MESSAGES = {
+    ERR_OTHER: "Other/Unknown", ERR_STALE: "Job not found (=stale)",
+    ERR_DUPLICATE: "Duplicate share", ERR_LOW_DIFFICULTY: "Low difficulty share",
+    ERR_UNAUTHORIZED: "Unauthorized worker", ERR_NOT_SUBSCRIBED: "Not subscribed",
+}
+
+DEFAULT_VERSION_MASK = mining.DEFAULT_VERSION_MASK
+#: Device name of submissions that cannot be attributed to an authorized worker.
+UNATTRIBUTED = "(unattributed)"
+JOB_VERSION = 0x20000000
+#: Compact network target of the jobs (a real 2023 mainnet value, so no share is a "block").
+JOB_NBITS = 0x1705AE3A
+MAX_PAYLOAD_BYTES = 520
+_MAX_WORKERS_PER_CONNECTION = 8
+_MAX_NAME = 128
+_STALE_IDS_KEPT = 1024
+
+
+class StratumError(AsiclabError):
+    """Wrong server/client parameters, a failed handshake, or a broken Stratum connection."""
+
+
+def _hex32(value: int) -> str:
+    return f"{value:08x}"
+
+
+def agent_device_info(agent: str) -> tuple[str, str]:
+    """Device model and source kind from a ``mining.subscribe`` agent string.
+
+    Parameters
+    ----------
+    agent : str
+        Agent string, e.g. ``"bitaxe/BM1366/v2.4.0"`` or ``"asiclab-emulated-lv06/0.1"``.
+
+    Returns
+    -------
+    (str, str)
+        ``(model, source_kind)``: ``asiclab-emulated-lv06`` is ``("BM1366", "emulated")``,
+        ``asiclab-cpu-miner`` ``("CPU", "emulated")``, any other ``asiclab-`` agent
+        ``("", "emulated")``, ``bitaxe/<model>/...`` ``(<model>, "hardware")``, anything else
+        ``("", "hardware")``.
+    """
+    a = (agent or "").strip()
+    low = a.lower()
+    if low.startswith("asiclab-emulated-lv06"):
+        return "BM1366", "emulated"
+    if low.startswith("asiclab-cpu-miner"):
+        return "CPU", "emulated"
+    if low.startswith("asiclab-"):
+        return "", "emulated"
+    parts = a.split("/")
+    if len(parts) >= 2 and parts[0].lower() == "bitaxe":
+        return parts[1][:32], "hardware"
+    return "", "hardware"
+
+
+def _push(data: bytes) -> bytes:
+    """Bitcoin script push of ``data`` (direct, OP_PUSHDATA1 or OP_PUSHDATA2)."""
+    n = len(data)
+    if n < 0x4C:
+        return bytes([n]) + data
+    if n <= 0xFF:
+        return b"\x4c" + bytes([n]) + data
+    return b"\x4d" + n.to_bytes(2, "little") + data
+
+
+def _varint(n: int) -> bytes:
+    if n < 0xFD:
+        return bytes([n])
+    return b"\xfd" + n.to_bytes(2, "little")
+
+
+def build_coinbase_parts(
+    height: int, payload: bytes | None, extranonce1_size: int, extranonce2_size: int
+) -> tuple[bytes, bytes]:
+    """``coinb1`` and ``coinb2`` of a capture job (a well-formed, zero-value coinbase).
+
+    The scriptSig holds the BIP 34 height push, the tag ``/asiclab/`` and the extranonces; the
+    outputs are one zero-value ``OP_RETURN "asiclab"`` output and, with a payload, an
+    ``OP_RETURN <payload>`` output.
+
+    Parameters
+    ----------
+    height : int
+        Pseudo block height (the job counter) [1].
+    payload : bytes or None
+        Experiment payload (at most :data:`MAX_PAYLOAD_BYTES`).
+    extranonce1_size, extranonce2_size : int
+        Sizes of the extranonces [bytes].
+
+    Returns
+    -------
+    (bytes, bytes)
+        ``coinb1``, ``coinb2``; the coinbase is ``coinb1 + extranonce1 + extranonce2 + coinb2``.
+    """
+    if payload is not None and len(payload) > MAX_PAYLOAD_BYTES:
+        raise StratumError(f"payload: at most {MAX_PAYLOAD_BYTES} bytes, got {len(payload)}")
+    head = _push((height % (1 << 23)).to_bytes(3, "little")) + _push(b"/asiclab/")
+    script_len = len(head) + extranonce1_size + extranonce2_size
+    coinb1 = (b"\x01\x00\x00\x00" + b"\x01" + b"\x00" * 32 + b"\xff\xff\xff\xff"
+              + _varint(script_len) + head)
+    outputs = [b"\x6a" + _push(b"asiclab")]
+    if payload is not None:
+        outputs.append(b"\x6a" + _push(bytes(payload)))
+    coinb2 = b"\xff\xff\xff\xff" + _varint(len(outputs))
+    for script in outputs:
+        coinb2 += (0).to_bytes(8, "little") + _varint(len(script)) + script
+    coinb2 += b"\x00\x00\x00\x00"
+    return coinb1, coinb2
+
+
+@dataclass(eq=False)
+class _Job:
+    job_id: str
+    id_json: str
+    prevhash_header: bytes
+    coinb1: bytes
+    coinb2: bytes
+    branch: tuple[bytes, ...]
+    version: int
+    nbits: int
+    ntime: int
+    payload: bytes | None
+    created_mono_ns: int
+    shares: set[bytes] = field(default_factory=set)
+    notify_clean: bytes = b""
+    notify_keep: bytes = b""
+
+    def build_notify(self) -> None:
+        base = [self.job_id, mining.swap_words(self.prevhash_header).hex(), self.coinb1.hex(),
+                self.coinb2.hex(), [b.hex() for b in self.branch], _hex32(self.version),
+                _hex32(self.nbits), _hex32(self.ntime)]
+        for clean in (True, False):
+            line = json.dumps({"id": None, "method": "mining.notify", "params": [*base, clean]},
+                              separators=(",", ":")).encode() + b"\n"
+            if clean:
+                self.notify_clean = line
+            else:
+                self.notify_keep = line
+
+
+def _id_json(mid: Any) -> str:
+    if type(mid) is int:
+        return str(mid)
+    if isinstance(mid, str):
+        return json.dumps(mid[:_MAX_NAME])
+    return "null"
+
+
+def _hex_bytes(value: Any, n: int) -> bytes | None:
+    """``n`` bytes from exactly ``2n`` hex digits, else None."""
+    if type(value) is not str or len(value) != 2 * n:
+        return None
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        return None
+    return raw if len(raw) == n else None
+
+
+class _Connection(asyncio.Protocol):
+    """One miner connection (server side)."""
+
+    def __init__(self, server: StratumCaptureServer) -> None:
+        self.srv = server
+        self.transport: asyncio.Transport | None = None
+        self.peer = ""
+        self.buf = b""
+        self.deferred: list[tuple[bytes, int, int]] = []
+        self.paused = False
+        self.closed = False
+        self.subscribed = False
+        self.authorized = False
+        self.agent = ""
+        self.en1 = b""
+        self.workers: dict[str, int] = {}
+        self.vmask = 0
+        self.difficulty = server.difficulty
+        self.sent_difficulty: float | None = None
+        self.job_diff: dict[str, float] = {}
+        self.tokens = float(server.request_burst)
+        self.last_refill = time.monotonic_ns()
+        self.last_line_mono = self.last_refill
+        self.connected_mono = self.last_refill
+        self.errors = 0
+        self.kick = False
+
+    # ------------------------------------------------------------------ transport callbacks
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        srv = self.srv
+        if srv._stopping or len(srv._conns) >= srv.max_connections:
+            srv.stats["refused"] += 1
+            srv._note("refused", {"peer": self.peer, "reason": "too many connections"})
+            self.closed = True
+            transport.abort()
+            return
+        srv._conns.add(self)
+        self.en1 = srv._next_extranonce1()
+        srv.stats["connections"] += 1
+        srv._note("connect", {"peer": self.peer, "extranonce1": self.en1.hex()})
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self in self.srv._conns:
+            self.srv._conns.discard(self)
+            self.srv._note("disconnect", {"peer": self.peer,
+                                          "error": None if exc is None else str(exc)[:200]})
+        self.closed = True
+
+    def data_received(self, data: bytes) -> None:
+        t_host = time.time_ns()
+        t_mono = time.monotonic_ns()
+        if self.closed:
+            return
+        if self.paused:
+            self.deferred.append((data, t_host, t_mono))
+            return
+        self._process(data, t_host, t_mono)
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    # ------------------------------------------------------------------ line handling
+    def _refill(self, now: int) -> None:
+        srv = self.srv
+        self.tokens = min(srv.request_burst,
+                          self.tokens + (now - self.last_refill) * srv._rate_per_ns)
+        self.last_refill = now
+
+    def _process(self, data: bytes, t_host: int, t_mono: int) -> None:
+        srv = self.srv
+        buf = self.buf + data if self.buf else data
+        self.buf = b""
+        max_line = srv.max_line_bytes
+        self._refill(time.monotonic_ns())
+        out: list[bytes] = []
+        start = 0
+        find = buf.find
+        while not self.closed:
+            nl = find(b"\n", start)
+            if nl < 0:
+                break
+            if nl - start > max_line:
+                self._write(out)
+                self._abuse("line too long", ERR_OTHER)
+                return
+            if self.tokens < 1.0:
+                self._throttle(buf[start:], t_host, t_mono)
+                self._write(out)
+                return
+            self.tokens -= 1.0
+            line = buf[start:nl]
+            start = nl + 1
+            self.last_line_mono = t_mono
+            try:
+                reply = self._handle_line(line, t_host, t_mono)
+            except Exception as exc:  # a bug must not take the connection (or others) down
+                srv.stats["internal_errors"] += 1
+                srv._note("internal_error", {"peer": self.peer, "error": repr(exc)[:300]})
+                reply = self._error_reply("null", ERR_OTHER, "Internal error")
+            if reply:
+                out.append(reply)
+            if self.kick:
+                self._write(out)
+                self._abuse("too many malformed messages", ERR_OTHER)
+                return
+        if self.closed:
+            return
+        rest = buf[start:]
+        if len(rest) > max_line:
+            self._write(out)
+            self._abuse("line too long", ERR_OTHER)
+            return
+        self.buf = rest
+        self._write(out)
+
+    def _throttle(self, rest: bytes, t_host: int, t_mono: int) -> None:
+        """Hold back the unprocessed bytes (keeping their stamps) until tokens refill."""
+        self.srv.stats["throttled"] += 1
+        self.paused = True
+        self.deferred.insert(0, (rest, t_host, t_mono))
+        if self.transport is not None:
+            self.transport.pause_reading()
+        wait = (1.0 - self.tokens) / self.srv.max_requests_per_s
+        asyncio.get_running_loop().call_later(max(wait, 1e-4), self._resume)
+
+    def _resume(self) -> None:
+        if self.closed:
+            return
+        self.paused = False
+        pending, self.deferred = self.deferred, []
+        for i, (data, t_host, t_mono) in enumerate(pending):
+            self._process(data, t_host, t_mono)
+            if self.paused:  # throttled again: keep the remaining chunks, in order
+                self.deferred.extend(pending[i + 1:])
+                return
+            if self.closed:
+                return
+        if self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+
+    def _write(self, out: list[bytes]) -> None:
+        if not out or self.transport is None or self.closed:
+            return
+        self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+        if self.transport.get_write_buffer_size() > self.srv.max_write_buffer:
+            self._abuse("client does not read its replies", None)
+
+    def close(self, reason: str) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.srv._note("close", {"peer": self.peer, "reason": reason})
+        if self.transport is not None:
+            self.transport.close()
+
+    def _abuse(self, reason: str, code: int | None) -> None:
+        """Disconnect a misbehaving client (with an error reply when ``code`` is given)."""
+        if self.closed:
+            return
+        self.srv.stats["abusive_disconnects"] += 1
+        self.srv._note("abuse", {"peer": self.peer, "reason": reason})
+        if code is None:  # it does not read: drop it without waiting for the buffer to drain
+            self.closed = True
+            if self.transport is not None:
+                self.transport.abort()
+            return
+        if self.transport is not None:
+            self.transport.write(self._error_reply("null", code, reason))
+        self.close(reason)
+
+    @staticmethod
+    def _error_reply(id_json: str, code: int, message: str) -> bytes:
+        return (f'{{"id":{id_json},"result":null,"error":[{code},{json.dumps(message)},null]}}\n'
+                ).encode()
+
+    def _protocol_error(self, id_json: str, message: str) -> bytes:
+        self.errors += 1
+        self.srv.stats["protocol_errors"] += 1
+        if self.errors > self.srv.max_protocol_errors:
+            self.kick = True
+        return self._error_reply(id_json, ERR_OTHER, message)
+
+    def _handle_line(self, line: bytes, t_host: int, t_mono: int) -> bytes | None:
+        if not line or line.isspace():
+            return None
+        try:
+            msg = json.loads(line)
+        except (ValueError, RecursionError):
+            return self._protocol_error("null", "Parse error")
+        if type(msg) is not dict:
+            return self._protocol_error("null", "Invalid request: not a JSON object")
+        method = msg.get("method")
+        mid = msg.get("id")
+        if method == "mining.submit":
+            return self._submit(mid, msg.get("params"), t_host, t_mono)
+        id_json = _id_json(mid)
+        if method is None and ("result" in msg or "error" in msg):
+            return None  # a reply to a request we never sent: ignore
+        params = msg.get("params", [])
+        if type(params) is not list:
+            return self._protocol_error(id_json, "Invalid params: expected a list")
+        handler = _HANDLERS.get(method) if isinstance(method, str) else None
+        if handler is None:
+            return self._protocol_error(id_json, "Unknown method")
+        try:
+            return handler(self, id_json, params)
+        except (TypeError, ValueError, KeyError, IndexError, OverflowError, AttributeError):
+            return self._protocol_error(id_json, "Invalid params")
+
+    # ------------------------------------------------------------------ handlers
+    def _reply(self, id_json: str, result: Any) -> bytes:
+        return (f'{{"id":{id_json},"result":{json.dumps(result, separators=(",", ":"))},'
+                f'"error":null}}\n').encode()
+
+    def _h_subscribe(self, id_json: str, params: list[Any]) -> bytes:
+        srv = self.srv
+        agent = params[0] if params and isinstance(params[0], str) else ""
+        self.agent = "".join(c for c in agent[:_MAX_NAME] if c.isprintable())
+        first = not self.subscribed
+        self.subscribed = True
+        sub_id = self.en1.hex()
+        reply = self._reply(id_json, [[["mining.set_difficulty", sub_id],
+                                       ["mining.notify", sub_id]],
+                                      self.en1.hex(), srv.extranonce2_size])
+        if first:
+            srv._note("subscribe", {"peer": self.peer, "agent": self.agent})
+            model, kind = agent_device_info(self.agent)
+            for name in self.workers:  # authorized before subscribing: complete the record
+                srv._register_device(name, model, kind, self.agent)
+            srv._loop_call_soon(self._maybe_start)
+        return reply
+
+    def _h_authorize(self, id_json: str, params: list[Any]) -> bytes:
+        srv = self.srv
+        user = params[0] if params else None
+        password = params[1] if len(params) > 1 else None
+        ok = (isinstance(user, str) and 0 < len(user) <= _MAX_NAME and user.isprintable()
+              and user != UNATTRIBUTED
+              and (srv.allowed_workers is None or user in srv.allowed_workers)
+              and (srv.password is None or password == srv.password)
+              and (user in self.workers or len(self.workers) < _MAX_WORKERS_PER_CONNECTION))
+        if ok:
+            assert isinstance(user, str)
+            model, kind = agent_device_info(self.agent) if self.subscribed else ("", "")
+            dev = srv._register_device(user, model, kind, self.agent)
+            ok = dev is not None
+        if not ok:
+            srv._note("authorize_failed", {"peer": self.peer, "user": str(user)[:_MAX_NAME]})
+            return (f'{{"id":{id_json},"result":false,"error":[{ERR_UNAUTHORIZED},'
+                    f'"Unauthorized worker",null]}}\n').encode()
+        assert isinstance(user, str) and dev is not None
+        self.workers[user] = dev
+        first = not self.authorized
+        self.authorized = True
+        if first:
+            srv._loop_call_soon(self._maybe_start)
+        return self._reply(id_json, True)
+
+    def _h_configure(self, id_json: str, params: list[Any]) -> bytes:
+        exts = params[0] if params else []
+        opts = params[1] if len(params) > 1 and isinstance(params[1], dict) else {}
+        if not isinstance(exts, list):
+            raise ValueError("extensions must be a list")
+        result: dict[str, Any] = {}
+        for ext in exts[:16]:
+            if ext == "version-rolling":
+                requested = opts.get("version-rolling.mask", "ffffffff")
+                req = int(requested, 16) if isinstance(requested, str) else int(requested)
+                self.vmask = self.srv.version_rolling_mask & req & 0xFFFFFFFF
+                result["version-rolling"] = True
+                result["version-rolling.mask"] = _hex32(self.vmask)
+            elif isinstance(ext, str):
+                result[ext[:64]] = False
+        return self._reply(id_json, result)
+
+    def _h_suggest_difficulty(self, id_json: str, params: list[Any]) -> bytes:
+        srv = self.srv
+        d = params[0] if params else None
+        if isinstance(d, bool) or not isinstance(d, int | float) or not math.isfinite(d) \
+                or d <= 0:
+            return self._protocol_error(id_json, "Invalid difficulty")
+        if srv.accept_suggested_difficulty:
+            new = min(max(float(d), srv.min_difficulty), srv.max_difficulty)
+            if new != self.difficulty:
+                self.difficulty = new
+                if self.subscribed and self.authorized and srv._current is not None:
+                    srv._loop_call_soon(self._resend_current)
+        return self._reply(id_json, True)
+
+    def _h_true(self, id_json: str, params: list[Any]) -> bytes:
+        return self._reply(id_json, True)
+
+    def _h_ping(self, id_json: str, params: list[Any]) -> bytes:
+        return self._reply(id_json, "pong")
+
+    # ------------------------------------------------------------------ jobs
+    def _maybe_start(self) -> None:
+        srv = self.srv
+        if self.closed or not (self.subscribed and self.authorized) or srv._current is None:
+            return
+        if self.sent_difficulty is None:
+            self.send_job(srv._current, clean=True)
+
+    def _resend_current(self) -> None:
+        if not self.closed and self.srv._current is not None and \
+                self.sent_difficulty is not None:
+            self.send_job(self.srv._current, clean=False)
+
+    def send_job(self, job: _Job, clean: bool) -> None:
+        """Send ``set_difficulty`` (when changed) and ``notify``; remember the job's difficulty."""
+        parts = []
+        if self.sent_difficulty != self.difficulty:
+            parts.append(f'{{"id":null,"method":"mining.set_difficulty","params":'
+                         f'[{self.difficulty!r}]}}\n'.encode())
+            self.sent_difficulty = self.difficulty
+        parts.append(job.notify_clean if clean else job.notify_keep)
+        jobs = self.srv._jobs
+        for jid in [j for j in self.job_diff if j not in jobs]:
+            del self.job_diff[jid]
+        self.job_diff[job.job_id] = self.difficulty
+        self._write(parts)
+
+    # ------------------------------------------------------------------ submit
+    def _submit(self, mid: Any, params: Any, t_host: int, t_mono: int) -> bytes:
+        srv = self.srv
+        id_json = str(mid) if type(mid) is int else _id_json(mid)
+        worker = job_id = en2_hex = ntime_hex = nonce_hex = None
+        vb_hex: Any = None
+        shaped = type(params) is list and 5 <= len(params) <= 6
+        if shaped:
+            worker, job_id, en2_hex, ntime_hex, nonce_hex = params[:5]
+            if len(params) == 6:
+                vb_hex = params[5]
+        dev = self.workers.get(worker) if type(worker) is str else None
+        en2 = _hex_bytes(en2_hex, srv.extranonce2_size)
+        ntime_b = _hex_bytes(ntime_hex, 4)
+        nonce_b = _hex_bytes(nonce_hex, 4)
+        nonce = int.from_bytes(nonce_b, "big") if nonce_b is not None else -1
+        vb = 0
+        vb_ok = True
+        if vb_hex is not None:
+            vb_raw = _hex_bytes(vb_hex.zfill(8) if type(vb_hex) is str and len(vb_hex) <= 8
+                                else None, 4)
+            if vb_raw is None:
+                vb_ok = False
+                vb = -1
+            else:
+                vb = int.from_bytes(vb_raw, "big")
+        job = srv._jobs.get(job_id) if type(job_id) is str else None
+        if job is not None:
+            jid_json = job.id_json
+        elif type(job_id) is str:
+            jid_json = json.dumps(clean_text(job_id, 64))
+        else:
+            jid_json = '""'
+        difficulty = math.nan
+        pool = self.job_diff.get(job_id, self.difficulty) if job is not None else self.difficulty
+        try:
+            code, message, difficulty = self._judge(shaped, dev, en2, ntime_b, nonce_b, vb_ok,
+                                                    vb, job, job_id, pool)
+        except Exception as exc:  # never lose the record of a submission to a bug
+            srv.stats["internal_errors"] += 1
+            srv._note("internal_error", {"peer": self.peer, "error": repr(exc)[:300]})
+            code, message = ERR_OTHER, "Internal error"
+        if dev is None:
+            dev = srv._unattributed_device()
+        srv.stats["submits"] += 1
+        srv.stats["accepted" if code == 0 else f"rejected_{code}"] += 1
+        srv.journal.append_event_fields(
+            t_host, t_mono, dev, srv.journal._current_op.get(dev, -1), jid_json, nonce, -1,
+            vb, difficulty, pool, code == 0, code,
+            f'"{en2_hex}"' if en2 is not None else '""',
+            f'"{ntime_hex}"' if ntime_b is not None else '""',
+        )
+        if code == 0:
+            return f'{{"id":{id_json},"result":true,"error":null}}\n'.encode()
+        return self._error_reply(id_json, code, message or _MESSAGES[code])
+
+    def _judge(self, shaped: bool, dev: int | None, en2: bytes | None, ntime_b: bytes | None,
+               nonce_b: bytes | None, vb_ok: bool, vb: int, job: _Job | None, job_id: Any,
+               pool: float) -> tuple[int, str | None, float]:
+        """Verdict on one submission: (error code, message, achieved difficulty)."""
+        srv = self.srv
+        difficulty = math.nan
+        message = None
+        if not self.subscribed:
+            code = ERR_NOT_SUBSCRIBED
+        elif not shaped:
+            code = ERR_OTHER
+            message = "Malformed submit: expected [worker, job_id, extranonce2, ntime, nonce" \
+                "(, version_bits)]"
+        elif dev is None:
+            code = ERR_UNAUTHORIZED
+        elif en2 is None or ntime_b is None or nonce_b is None or not vb_ok:
+            code = ERR_OTHER
+            message = "Malformed submit parameters"
+        elif job is None:
+            code = ERR_STALE
+            message = "Stale job" if type(job_id) is str and job_id in srv._stale_set \
+                else "Job not found"
+        elif vb & ~self.vmask:
+            code = ERR_OTHER
+            message = "Version bits outside the negotiated mask"
+        else:
+            assert en2 is not None and ntime_b is not None and nonce_b is not None
+            coinbase = job.coinb1 + self.en1 + en2 + job.coinb2
+            root = mining.sha256d(coinbase)
+            if job.branch:
+                root = mining.merkle_root(root, job.branch)
+            header = (((job.version ^ vb) & 0xFFFFFFFF).to_bytes(4, "little")
+                      + job.prevhash_header + root + ntime_b[::-1]
+                      + job.nbits.to_bytes(4, "little") + nonce_b[::-1])
+            digest = mining.sha256d(header)
+            value = int.from_bytes(digest, "little")
+            difficulty = math.inf if value == 0 else mining.DIFF1_TARGET / value
+            if digest in job.shares:
+                code = ERR_DUPLICATE
+            elif value > srv._target(pool):
+                code = ERR_LOW_DIFFICULTY
+            else:
+                code = 0
+                job.shares.add(digest)
+                if len(job.shares) >= srv.max_shares_per_job and job is srv._current:
+                    srv._loop_call_soon(srv._rotate_full_job, job)
+        return code, message, difficulty
+
+
+_HANDLERS: dict[str, Callable[[_Connection, str, list[Any]], bytes]] = {
+    "mining.subscribe": _Connection._h_subscribe,
+    "mining.authorize": _Connection._h_authorize,
+    "mining.configure": _Connection._h_configure,
+    "mining.suggest_difficulty": _Connection._h_suggest_difficulty,
+    "mining.extranonce.subscribe": _Connection._h_true,
+    "mining.multi_version": _Connection._h_true,
+    "mining.ping": _Connection._h_ping,
+}
+
+
+def _check_positive(name: str, value: Any, *, allow_none: bool = False) -> None:
+    if allow_none and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or \
+            not math.isfinite(value) or value <= 0:
+        raise StratumError(f"{name} must be finite and > 0, got {value!r}")
+
+
+class StratumCaptureServer:
+    """Asyncio Stratum v1 capture server writing every submission to a journal.
+
+    Parameters
+    ----------
+    journal_path : path-like
+        Journal file to create (:class:`asiclab.journal.Journal`).
+    host : str
+        Address to bind; loopback by default. Anything else needs ``allow_lan=True``.
+    port : int
+        TCP port; 0 picks a free one (see :attr:`port`).
+    difficulty : float
+        Share difficulty given to miners that suggest none [1] (fractional allowed).
+    min_difficulty, max_difficulty : float
+        Range suggested difficulties are clamped to [1].
+    accept_suggested_difficulty : bool
+        Honour ``mining.suggest_difficulty`` (default) or keep ``difficulty``.
+    job_interval_s : float or None
+        Period of fresh jobs (``clean_jobs=false``) [s]; ``None`` disables the timer.
+    max_jobs : int
+        Jobs kept valid; older ones are stale (error 21) and their duplicate sets dropped.
+    max_shares_per_job : int
+        Accepted shares after which the current job is replaced (bounds duplicate-set memory).
+    extranonce2_size : int
+        Size of extranonce2 [bytes].
+    max_line_bytes : int
+        Longest accepted line [bytes]; longer lines close the connection.
+    max_connections : int
+        Most simultaneous connections.
+    max_requests_per_s : float
+        Lines per second per connection (token bucket); excess lines are delayed, not dropped.
+    request_burst : float, optional
+        Bucket size [lines] (default ``max(2 * max_requests_per_s, 16)``).
+    max_protocol_errors : int
+        Malformed messages tolerated per connection before it is closed.
+    handshake_timeout_s : float
+        Close connections not subscribed and authorized after this long [s].
+    idle_timeout_s : float or None
+        Close connections that sent nothing for this long [s] (``None``: never; a miner at a
+        high difficulty may legitimately stay silent for long).
+    max_write_buffer : int
+        Unsent reply bytes after which a client that does not read is dropped [bytes].
+    max_devices : int
+        Most distinct workers (devices).
+    version_rolling_mask : int
+        Mask granted to ``mining.configure`` version rolling (AND the miner's mask).
+    allow_lan : bool
+        Permit binding a non-loopback address.
+    password : str, optional
+        Password ``mining.authorize`` must give (default: any).
+    workers : sequence of str, optional
+        Worker names allowed to authorize (default: any); they are registered as devices in this
+        order, so their device indices are known in advance.
+    source_kind : str, optional
+        Force the capture's ``source_kind``; default: inferred from the agents (anything
+        emulated makes the capture ``emulated``).
+    attrs : mapping, optional
+        Extra global attributes (``title``, ``parameters``...).
+    seed : int, optional
+        Seed of the job generator (previous-block hashes).
+    flush_interval_s : float
+        Journal flush interval [s] (at most 1).
+    fsync : bool
+        ``fsync`` the journal at every flush.
+    overwrite : bool
+        Replace an existing journal file.
+    latency_stats : bool
+        Sample receipt-to-journal latencies (:meth:`latency`).
+    """
+
+    def __init__(
+        self,
+        journal_path: str | os.PathLike[str],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        difficulty: float = 256.0,
+        min_difficulty: float = 2.0**-40,
+        max_difficulty: float = 2.0**48,
+        accept_suggested_difficulty: bool = True,
+        job_interval_s: float | None = 30.0,
+        max_jobs: int = 8,
+        max_shares_per_job: int = 1 << 14,
+        extranonce2_size: int = 8,
+        max_line_bytes: int = 4096,
+        max_connections: int = 64,
+        max_requests_per_s: float = 100.0,
+        request_burst: float | None = None,
+        max_protocol_errors: int = 20,
+        handshake_timeout_s: float = 60.0,
+        idle_timeout_s: float | None = 3600.0,
+        max_write_buffer: int = 1 << 20,
+        max_devices: int = 1024,
+        version_rolling_mask: int = DEFAULT_VERSION_MASK,
+        allow_lan: bool = False,
+        password: str | None = None,
+        workers: Sequence[str] | None = None,
+        source_kind: str | None = None,
+        attrs: Mapping[str, Any] | None = None,
+        seed: int | None = None,
+        flush_interval_s: float = 0.5,
+        fsync: bool = False,
+        overwrite: bool = False,
+        latency_stats: bool = False,
+    ) -> None:
+        for name, value in (("difficulty", difficulty), ("min_difficulty", min_difficulty),
+                            ("max_difficulty", max_difficulty),
+                            ("max_requests_per_s", max_requests_per_s),
+                            ("handshake_timeout_s", handshake_timeout_s)):
+            _check_positive(name, value)
+        _check_positive("idle_timeout_s", idle_timeout_s, allow_none=True)
+        _check_positive("job_interval_s", job_interval_s, allow_none=True)
+        _check_positive("request_burst", request_burst, allow_none=True)
+        if not min_difficulty <= max_difficulty:
+            raise StratumError("min_difficulty must be <= max_difficulty")
+        for name, ivalue, lo in (("max_jobs", max_jobs, 1),
+                                 ("max_shares_per_job", max_shares_per_job, 1),
+                                 ("extranonce2_size", extranonce2_size, 2),
+                                 ("max_line_bytes", max_line_bytes, 256),
+                                 ("max_connections", max_connections, 1),
+                                 ("max_protocol_errors", max_protocol_errors, 0),
+                                 ("max_write_buffer", max_write_buffer, 4096),
+                                 ("max_devices", max_devices, 1),
+                                 ("port", port, 0)):
+            if isinstance(ivalue, bool) or not isinstance(ivalue, int) or ivalue < lo:
+                raise StratumError(f"{name} must be an int >= {lo}, got {ivalue!r}")
+        if extranonce2_size > 16:
+            raise StratumError("extranonce2_size must be <= 16")
+        if not isinstance(version_rolling_mask, int) or not 0 <= version_rolling_mask <= 2**32 - 1:
+            raise StratumError("version_rolling_mask must be a u32")
+        if not allow_lan and not _is_loopback(host):
+            raise StratumError(f"host {host!r} is not a loopback address; pass allow_lan=True "
+                               "to listen on the network")
+        self.journal_path = Path(journal_path)
+        self.host = host
+        self._requested_port = port
+        self.difficulty = float(difficulty)
+        self.min_difficulty = float(min_difficulty)
+        self.max_difficulty = float(max_difficulty)
+        self.accept_suggested_difficulty = bool(accept_suggested_difficulty)
+        self.job_interval_s = None if job_interval_s is None else float(job_interval_s)
+        self.max_jobs = max_jobs
+        self.max_shares_per_job = max_shares_per_job
+        self.extranonce2_size = extranonce2_size
+        self.max_line_bytes = max_line_bytes
+        self.max_connections = max_connections
+        self.max_requests_per_s = float(max_requests_per_s)
+        self.request_burst = float(request_burst if request_burst is not None
+                                   else max(2 * max_requests_per_s, 16.0))
+        self._rate_per_ns = self.max_requests_per_s * 1e-9
+        self.max_protocol_errors = max_protocol_errors
+        self.handshake_timeout_s = float(handshake_timeout_s)
+        self.idle_timeout_s = None if idle_timeout_s is None else float(idle_timeout_s)
+        self.max_write_buffer = max_write_buffer
+        self.max_devices = max_devices
+        self.version_rolling_mask = version_rolling_mask
+        self.password = password
+        self.allowed_workers = None if workers is None else frozenset(workers)
+        self.seed = seed
+        self._rng = random.Random(seed)
+        params = {
+            "host": host, "difficulty": difficulty, "min_difficulty": min_difficulty,
+            "max_difficulty": max_difficulty,
+            "accept_suggested_difficulty": accept_suggested_difficulty,
+            "job_interval_s": job_interval_s, "max_jobs": max_jobs,
+            "max_shares_per_job": max_shares_per_job, "extranonce2_size": extranonce2_size,
+            "max_line_bytes": max_line_bytes, "max_connections": max_connections,
+            "max_requests_per_s": max_requests_per_s, "version_rolling_mask":
+                _hex32(version_rolling_mask), "allow_lan": allow_lan,
+            "flush_interval_s": flush_interval_s, "fsync": fsync,
+        }
+        a: dict[str, Any] = {"title": "Stratum v1 capture", "source_kind": source_kind,
+                             "parameters": json.dumps(params, sort_keys=True), "seed": seed,
+                             "source_file": None}
+        a.update(attrs or {})
+        try:
+            self.journal = Journal(self.journal_path, attrs=a, flush_interval_s=flush_interval_s,
+                                   fsync=fsync, overwrite=overwrite, latency_stats=latency_stats)
+        except JournalError as exc:
+            raise StratumError(str(exc)) from exc
+        if workers is not None:
+            for w in workers:
+                self.journal.register_device(w)
+        self.stats: collections.Counter[str] = collections.Counter()
+        self._conns: set[_Connection] = set()
+        self._jobs: collections.OrderedDict[str, _Job] = collections.OrderedDict()
+        self._stale_ids: collections.deque[str] = collections.deque(maxlen=_STALE_IDS_KEPT)
+        self._stale_set: set[str] = set()
+        self._current: _Job | None = None
+        self._job_counter = 0
+        self._en1_counter = self._rng.getrandbits(32)
+        self._targets: dict[float, int] = {}
+        self._server: asyncio.AbstractServer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self._stopped = False
+        self._unattributed: int | None = None
+        self.port: int = port
+
+    # ------------------------------------------------------------------ life cycle
+    async def start(self) -> StratumCaptureServer:
+        """Bind, issue the first job and start the job timer; returns ``self``."""
+        if self._server is not None:
+            raise StratumError("server already started")
+        self._loop = asyncio.get_running_loop()
+        try:
+            self._server = await self._loop.create_server(
+                lambda: _Connection(self), self.host, self._requested_port,
+                reuse_address=True, backlog=max(128, self.max_connections))
+        except OSError as exc:
+            self.journal.close(footer={"error": str(exc)})
+            raise StratumError(f"cannot listen on {self.host}:{self._requested_port}: {exc}"
+                               ) from exc
+        sock = self._server.sockets[0]
+        self.port = int(sock.getsockname()[1])
+        self.journal.append_note("listen", {"host": self.host, "port": self.port})
+        self.new_job(clean=True)
+        if self.job_interval_s is not None:
+            self._tasks.append(asyncio.create_task(self._job_timer()))
+        self._tasks.append(asyncio.create_task(self._housekeeping()))
+        return self
+
+    async def __aenter__(self) -> StratumCaptureServer:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def stop(self) -> Path:
+        """Close every connection, close the journal (footer with statistics); its path."""
+        if self._stopped:
+            return self.journal_path
+        self._stopping = True
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        self._tasks.clear()
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self._conns):
+            conn.close("server stopping")
+        if self._server is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), 2.0)
+        await asyncio.sleep(0)
+        self._stopped = True
+        self.journal.close(footer={"stats": dict(self.stats)})
+        return self.journal_path
+
+    @property
+    def running(self) -> bool:
+        """Whether the server is listening."""
+        return self._server is not None and not self._stopping
+
+    def to_dataset(self) -> Any:
+        """The capture so far (or final, after :meth:`stop`) as a dataset, read from the journal."""
+        if not self.journal.closed:
+            self.journal.flush()
+        return recover(self.journal_path)
+
+    def latency(self) -> dict[str, float]:
+        """Latency percentiles [ns]: receipt -> journal append and receipt -> flushed to the OS.
+
+        Needs ``latency_stats=True``; keys ``append_p50``, ``append_p99``, ``flush_p50``,
+        ``flush_p99``, ``n_samples``.
+        """
+        a, f = self.journal.append_latency, self.journal.flush_latency
+        if a is None or f is None:
+            raise StratumError("latency statistics need latency_stats=True")
+        pa, pf = a.percentiles(), f.percentiles()
+        return {"append_p50": pa[50.0], "append_p99": pa[99.0], "flush_p50": pf[50.0],
+                "flush_p99": pf[99.0], "n_samples": float(len(a))}
+
+    # ------------------------------------------------------------------ helpers
+    def _loop_call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        if self._loop is not None:
+            self._loop.call_soon(fn, *args)
+
+    def _note(self, kind: str, data: Mapping[str, Any]) -> None:
+        with contextlib.suppress(JournalError):
+            self.journal.append_note(kind, data)
+
+    def _next_extranonce1(self) -> bytes:
+        self._en1_counter = (self._en1_counter + 1) & 0xFFFFFFFF
+        return self._en1_counter.to_bytes(4, "big")
+
+    def _target(self, difficulty: float) -> int:
+        t = self._targets.get(difficulty)
+        if t is None:
+            if len(self._targets) > 4096:
+                self._targets.clear()
+            t = self._targets[difficulty] = mining.target_from_difficulty(difficulty)
+        return t
+
+    def _register_device(self, name: str, model: str, kind: str, agent: str) -> int | None:
+        idx = self.journal.device_index(name)
+        if idx is None and len(self.journal.devices) >= self.max_devices:
+            return None
+        return self.journal.register_device(name, model=model, source_kind=kind,
+                                            firmware=agent)
+
+    def _unattributed_device(self) -> int:
+        if self._unattributed is None:
+            self._unattributed = self.journal.register_device(UNATTRIBUTED)
+        return self._unattributed
+
+    @property
+    def connections(self) -> int:
+        """Number of open connections."""
+        return len(self._conns)
+
+    @property
+    def current_job_id(self) -> str | None:
+        """Id of the newest job."""
+        return None if self._current is None else self._current.job_id
+
+    # ------------------------------------------------------------------ jobs
+    def new_job(self, payload: bytes | None = None, clean: bool = True) -> str:
+        """Issue a fresh job to every ready miner (call in the server's event loop).
+
+        Parameters
+        ----------
+        payload : bytes, optional
+            Experiment payload placed in the coinbase (``OP_RETURN`` output), at most
+            :data:`MAX_PAYLOAD_BYTES` bytes; recorded with the job in the journal.
+        clean : bool
+            ``clean_jobs``: make every earlier job stale (error 21 for late shares) and start a
+            new previous-block hash.
+
+        Returns
+        -------
+        str
+            The job id.
+        """
+        if payload is not None and not isinstance(payload, bytes | bytearray | memoryview):
+            raise StratumError(f"payload must be bytes, got {type(payload).__name__}")
+        if self._stopping:
+            raise StratumError("server is stopping")
+        payload_b = None if payload is None else bytes(payload)
+        self._job_counter += 1
+        job_id = f"{self._job_counter:x}"
+        if clean or self._current is None:
+            prevhash = self._rng.getrandbits(256).to_bytes(32, "little")
+        else:
+            prevhash = self._current.prevhash_header
+        coinb1, coinb2 = build_coinbase_parts(self._job_counter, payload_b, 4,
+                                              self.extranonce2_size)
+        t_host, t_mono = time.time_ns(), time.monotonic_ns()
+        job = _Job(job_id=job_id, id_json=json.dumps(job_id), prevhash_header=prevhash,
+                   coinb1=coinb1, coinb2=coinb2, branch=(), version=JOB_VERSION,
+                   nbits=JOB_NBITS, ntime=t_host // 1_000_000_000, payload=payload_b,
+                   created_mono_ns=t_mono)
+        job.build_notify()
+        if clean:
+            for old in self._jobs:
+                self._mark_stale(old)
+            self._jobs.clear()
+        self._jobs[job_id] = job
+        while len(self._jobs) > self.max_jobs:
+            old, _ = self._jobs.popitem(last=False)
+            self._mark_stale(old)
+        self._current = job
+        self.journal.append_job({
+            "job_id": job_id, "t_host_ns": t_host, "t_mono_ns": t_mono, "clean": clean,
+            "payload": None if payload_b is None else payload_b.hex(),
+            "version": _hex32(job.version), "nbits": _hex32(job.nbits),
+            "ntime": _hex32(job.ntime), "prevhash": mining.swap_words(prevhash).hex(),
+            "coinb1": coinb1.hex(), "coinb2": coinb2.hex(), "merkle_branch": [],
+        })
+        self.stats["jobs"] += 1
+        for conn in list(self._conns):
+            if conn.subscribed and conn.authorized and not conn.closed:
+                conn.send_job(job, clean)
+        return job_id
+
+    def _mark_stale(self, job_id: str) -> None:
+        if len(self._stale_ids) == self._stale_ids.maxlen:
+            self._stale_set.discard(self._stale_ids[0])
+        self._stale_ids.append(job_id)
+        self._stale_set.add(job_id)
+
+    def _rotate_full_job(self, job: _Job) -> None:
+        if job is self._current and not self._stopping:
+            self.stats["job_rotations"] += 1
+            self.new_job(clean=False)
+
+    def set_difficulty(self, difficulty: float) -> None:
+        """Set the share difficulty of every connection (and the default) and resend the job."""
+        _check_positive("difficulty", difficulty)
+        self.difficulty = float(difficulty)
+        for conn in list(self._conns):
+            conn.difficulty = self.difficulty
+            conn._resend_current()
+
+    async def _job_timer(self) -> None:
+        assert self.job_interval_s is not None
+        while True:
+            await asyncio.sleep(self.job_interval_s)
+            self.new_job(clean=False)
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.monotonic_ns()
+            for conn in list(self._conns):
+                if not (conn.subscribed and conn.authorized) and \
+                        now - conn.connected_mono > self.handshake_timeout_s * 1e9:
+                    conn.close("handshake timeout")
+                elif self.idle_timeout_s is not None and \
+                        now - conn.last_line_mono > self.idle_timeout_s * 1e9:
+                    conn.close("idle timeout")
+
+
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# --------------------------------------------------------------------------- threaded wrapper
+
+
+class ThreadedCaptureServer:
+    """Run a :class:`StratumCaptureServer` in a background thread (no asyncio needed).
+
+    Use it as a context manager in notebooks::
+
+        with ThreadedCaptureServer("cap.journal", difficulty=256) as srv:
+            print(srv.port)          # point the miners here
+            ...                      # capture
+            srv.new_job(payload=b"input-1")
+        ds = srv.to_dataset()
+
+    Parameters
+    ----------
+    journal_path : path-like
+        Journal file.
+    **kwargs
+        Passed to :class:`StratumCaptureServer`.
+    """
+
+    def __init__(self, journal_path: str | os.PathLike[str], **kwargs: Any) -> None:
+        self.server = StratumCaptureServer(journal_path, **kwargs)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._journal_path: Path | None = None
+
+    def __enter__(self) -> ThreadedCaptureServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self, timeout: float = 10.0) -> ThreadedCaptureServer:
+        """Start the server thread and wait until it listens; returns ``self``."""
+        if self._thread is not None:
+            raise StratumError("already started")
+        self._thread = threading.Thread(target=self._run, name="asiclab-stratum", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise StratumError("capture server did not start in time")
+        if self._error is not None:
+            raise StratumError(f"capture server failed to start: {self._error}") from self._error
+        return self
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self.server.start())
+        except BaseException as exc:  # reported to start()
+            self._error = exc
+            self._ready.set()
+            loop.close()
+            return
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    def call(self, fn: Callable[..., Any], *args: Any, timeout: float = 10.0) -> Any:
+        """Run ``fn(*args)`` in the server's event loop and return its result."""
+        if self._loop is None or not self._loop.is_running():
+            raise StratumError("capture server is not running")
+
+        async def _do() -> Any:
+            return fn(*args)
+
+        return asyncio.run_coroutine_threadsafe(_do(), self._loop).result(timeout)
+
+    @property
+    def port(self) -> int:
+        """Listening TCP port."""
+        return self.server.port
+
+    @property
+    def host(self) -> str:
+        """Bound address."""
+        return self.server.host
+
+    @property
+    def journal_path(self) -> Path:
+        """Journal file."""
+        return self.server.journal_path
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters (submits, accepted, rejected_<code>, connections, jobs...)."""
+        return dict(self.server.stats)
+
+    def new_job(self, payload: bytes | None = None, clean: bool = True) -> str:
+        """Issue a job (see :meth:`StratumCaptureServer.new_job`); returns its id."""
+        return str(self.call(self.server.new_job, payload, clean))
+
+    def set_difficulty(self, difficulty: float) -> None:
+        """Set every connection's difficulty (see :meth:`StratumCaptureServer.set_difficulty`)."""
+        self.call(self.server.set_difficulty, difficulty)
+
+    def capture(self, duration_s: float, *, progress: bool = True) -> dict[str, int]:
+        """Let the capture run for ``duration_s`` [s], with a progress bar (notebook helper).
+
+        Interrupting (KeyboardInterrupt, the notebook's stop button) ends the wait early; every
+        share received so far is in the journal, and the server keeps running until
+        :meth:`stop`.
+
+        Returns
+        -------
+        dict
+            The server counters (:attr:`stats`).
+        """
+        from tqdm.auto import tqdm
+
+        if not (isinstance(duration_s, int | float) and math.isfinite(duration_s)
+                and duration_s >= 0):
+            raise StratumError(f"duration_s must be finite and >= 0, got {duration_s!r}")
+        t_end = time.monotonic() + float(duration_s)
+        with tqdm(total=round(float(duration_s), 1), unit="s", disable=not progress,
+                  desc="capture") as bar:
+            try:
+                while (left := t_end - time.monotonic()) > 0:
+                    time.sleep(min(0.5, left))
+                    bar.n = round(float(duration_s) - max(t_end - time.monotonic(), 0.0), 1)
+                    st = self.server.stats
+                    bar.set_postfix(submits=st["submits"], accepted=st["accepted"],
+                                    miners=self.server.connections, refresh=False)
+                    bar.refresh()
+            except KeyboardInterrupt:
+                pass
+        return self.stats
+
+    def stop(self, timeout: float = 30.0) -> Path:
+        """Stop the server, close the journal and join the thread; returns the journal path."""
+        if self._journal_path is not None:
+            return self._journal_path
+        loop = self._loop
+        if loop is not None and loop.is_running():
+            fut = asyncio.run_coroutine_threadsafe(self.server.stop(), loop)
+            try:
+                self._journal_path = fut.result(timeout)
+            finally:
+                loop.call_soon_threadsafe(loop.stop)
+                if self._thread is not None:
+                    self._thread.join(timeout)
+        else:
+            self.server.journal.close()
+            self._journal_path = self.server.journal_path
+        return self._journal_path
+
+    def to_dataset(self) -> Any:
+        """The capture dataset read from the journal (so far, or final after :meth:`stop`)."""
+        return self.server.to_dataset()
+
+    def latency(self) -> dict[str, float]:
+        """See :meth:`StratumCaptureServer.latency`."""
+        return self.server.latency()
+
+
+# --------------------------------------------------------------------------- client
+
+
+@dataclass(frozen=True)
+class ClientJob:
+    """A job received by :class:`StratumClient` (``mining.notify``).
+
+    Attributes
+    ----------
+    job_id, prevhash, coinb1, coinb2 : str
+        As sent (hex).
+    merkle_branch : tuple of str
+        Branch hashes (hex).
+    version, nbits, ntime : int
+        Job version, compact target, time [s since epoch].
+    clean : bool
+        ``clean_jobs`` flag.
+    difficulty : float
+        Share difficulty in effect when the job arrived [1].
+    received_mono_ns : int
+        Monotonic receipt time [ns].
+    """
+
+    job_id: str
+    prevhash: str
+    coinb1: str
+    coinb2: str
+    merkle_branch: tuple[str, ...]
+    version: int
+    nbits: int
+    ntime: int
+    clean: bool
+    difficulty: float
+    received_mono_ns: int
+
+    def merkle_root(self, extranonce1: bytes, extranonce2: bytes) -> bytes:
+        """Merkle root for the given extranonces (raw byte order)."""
+        coinbase = mining.build_coinbase(self.coinb1, extranonce1, extranonce2, self.coinb2)
+        return mining.merkle_root_from_coinbase(coinbase, self.merkle_branch)
+
+    def header_prefix(self, extranonce1: bytes, extranonce2: bytes, version_bits: int = 0
+                      ) -> bytes:
+        """First 76 header bytes for the given extranonces and rolled version bits."""
+        return mining.header_prefix(self.version ^ version_bits, self.prevhash,
+                                    self.merkle_root(extranonce1, extranonce2), self.ntime,
+                                    self.nbits)
+
+
+class SubmitResult(NamedTuple):
+    """Server answer to a ``mining.submit``.
+
+    Attributes
+    ----------
+    accepted : bool
+        ``result`` was true.
+    error_code : int
+        0 when accepted, else the Stratum error code (20..25).
+    message : str
+        Error message ("" when accepted).
+    latency_s : float
+        Time from sending to the answer [s].
+    """
+
+    accepted: bool
+    error_code: int
+    message: str
+    latency_s: float
+
+
+class StratumClient:
+    """Minimal asyncio Stratum v1 client (miner side).
+
+    Handshake in the order of the Bitaxe firmware: ``mining.configure`` (version rolling),
+    ``mining.subscribe``, ``mining.authorize``, ``mining.suggest_difficulty``.
+
+    Parameters
+    ----------
+    host, port : str, int
+        Capture server.
+    worker : str
+        Worker name (maps to the device index on the server).
+    password : str
+        Authorize password.
+    agent : str
+        Agent string of ``mining.subscribe``.
+    suggest_difficulty : float, optional
+        Difficulty to suggest after authorizing [1].
+    version_rolling : bool
+        Ask for version rolling (mask ``ffffffff``; the server grants a subset).
+    on_job : callable, optional
+        ``on_job(job)`` called (in the event loop) for every ``mining.notify``.
+    max_line_bytes : int
+        Longest accepted server line [bytes].
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        worker: str,
+        password: str = "x",
+        agent: str = "asiclab-client/0.1",
+        suggest_difficulty: float | None = None,
+        version_rolling: bool = True,
+        on_job: Callable[[ClientJob], None] | None = None,
+        max_line_bytes: int = 1 << 16,
+    ) -> None:
+        self.host = host
+        self.port = int(port)
+        self.worker = worker
+        self.password = password
+        self.agent = agent
+        self.suggested_difficulty = suggest_difficulty
+        self.version_rolling = version_rolling
+        self.on_job = on_job
+        self.max_line_bytes = max_line_bytes
+        self.extranonce1 = b""
+        self.extranonce2_size = 0
+        self.version_mask = 0
+        self.difficulty = math.nan
+        self.job: ClientJob | None = None
+        self.jobs: collections.OrderedDict[str, ClientJob] = collections.OrderedDict()
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._pending: dict[int, tuple[asyncio.Future[Any], int]] = {}
+        self._next_id = 1
+        self._job_event: asyncio.Event | None = None
+        self.closed = False
+        self.error: BaseException | None = None
+
+    async def connect(self, timeout: float = 10.0) -> StratumClient:
+        """Open the connection and run the handshake; returns ``self``.
+
+        Raises
+        ------
+        StratumError
+            Connection refused, time-out, or a refused subscribe/authorize.
+        """
+        self._job_event = asyncio.Event()
+        try:
+            self._reader, self._writer = await asyncio.wait_for(
+                asyncio.open_connection(self.host, self.port, limit=self.max_line_bytes),
+                timeout)
+        except (TimeoutError, OSError) as exc:
+            raise StratumError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
+        self._task = asyncio.create_task(self._read_loop())
+        try:
+            if self.version_rolling:
+                res = await self.request("mining.configure", [["version-rolling"], {
+                    "version-rolling.mask": "ffffffff", "version-rolling.min-bit-count": 2}],
+                    timeout=timeout)
+                if isinstance(res, dict) and res.get("version-rolling"):
+                    self.version_mask = int(res.get("version-rolling.mask", "0"), 16)
+            res = await self.request("mining.subscribe", [self.agent], timeout=timeout)
+            self.extranonce1 = bytes.fromhex(res[1])
+            self.extranonce2_size = int(res[2])
+            ok = await self.request("mining.authorize", [self.worker, self.password],
+                                    timeout=timeout)
+            if ok is not True:
+                raise StratumError(f"worker {self.worker!r} not authorized")
+            if self.suggested_difficulty is not None:
+                await self.request("mining.suggest_difficulty", [self.suggested_difficulty],
+                                   timeout=timeout)
+        except StratumError:
+            await self.close()
+            raise
+        except (TypeError, ValueError, IndexError) as exc:
+            await self.close()
+            raise StratumError(f"unexpected handshake reply: {exc}") from exc
+        return self
+
+    async def __aenter__(self) -> StratumClient:
+        return await self.connect()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the connection (idempotent)."""
+        self.closed = True
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(OSError, asyncio.CancelledError):
+                await self._writer.wait_closed()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        self._fail_pending(StratumError("connection closed"))
+
+    def _fail_pending(self, exc: BaseException) -> None:
+        for fut, _ in self._pending.values():
+            if not fut.done():
+                fut.set_exception(exc)
+        self._pending.clear()
+
+    async def _read_loop(self) -> None:
+        assert self._reader is not None
+        try:
+            while True:
+                try:
+                    line = await self._reader.readline()
+                except (asyncio.LimitOverrunError, ValueError) as exc:
+                    raise StratumError(f"server line too long: {exc}") from exc
+                if not line:
+                    raise StratumError("connection closed by the server")
+                try:
+                    msg = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(msg, dict):
+                    self._dispatch(msg)
+        except (StratumError, OSError) as exc:
+            self.error = exc
+            self.closed = True
+            self._fail_pending(exc if isinstance(exc, StratumError) else StratumError(str(exc)))
+            if self._job_event is not None:
+                self._job_event.set()
+
+    def _dispatch(self, msg: dict[str, Any]) -> None:
+        method = msg.get("method")
+        if method is None:
+            entry = self._pending.pop(msg.get("id"), None)  # type: ignore[arg-type]
+            if entry is not None and not entry[0].done():
+                entry[0].set_result(msg)
+            return
+        params = msg.get("params") or []
+        if method == "mining.set_difficulty" and params:
+            self.difficulty = float(params[0])
+        elif method == "mining.notify" and len(params) >= 9:
+            job = ClientJob(
+                job_id=str(params[0]), prevhash=params[1], coinb1=params[2], coinb2=params[3],
+                merkle_branch=tuple(params[4]), version=int(params[5], 16),
+                nbits=int(params[6], 16), ntime=int(params[7], 16), clean=bool(params[8]),
+                difficulty=self.difficulty, received_mono_ns=time.monotonic_ns())
+            if job.clean:
+                self.jobs.clear()
+            self.jobs[job.job_id] = job
+            while len(self.jobs) > 32:
+                self.jobs.popitem(last=False)
+            self.job = job
+            if self._job_event is not None:
+                self._job_event.set()
+            if self.on_job is not None:
+                self.on_job(job)
+
+    def _send(self, method: str, params: list[Any]) -> tuple[asyncio.Future[Any], int]:
+        if self.closed or self._writer is None:
+            raise StratumError("not connected")
+        mid = self._next_id
+        self._next_id += 1
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[mid] = (fut, time.monotonic_ns())
+        self._writer.write(json.dumps({"id": mid, "method": method, "params": params},
+                                      separators=(",", ":")).encode() + b"\n")
+        return fut, mid
+
+    async def request(self, method: str, params: list[Any], *, timeout: float = 10.0) -> Any:
+        """Send a request and return its ``result``; raise :class:`StratumError` on an error."""
+        fut, mid = self._send(method, params)
+        try:
+            msg = await asyncio.wait_for(fut, timeout)
+        except TimeoutError as exc:
+            self._pending.pop(mid, None)
+            raise StratumError(f"{method}: no answer within {timeout} s") from exc
+        if msg.get("error"):
+            raise StratumError(f"{method}: {msg['error']!r}")
+        return msg.get("result")
+
+    async def wait_for_job(self, timeout: float = 10.0) -> ClientJob:
+        """The current job, waiting for the first ``mining.notify`` if needed."""
+        assert self._job_event is not None
+        if self.job is None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._job_event.wait(), timeout)
+        if self.job is None:
+            raise StratumError("no job received")
+        return self.job
+
+    async def next_job(self, timeout: float = 10.0) -> ClientJob:
+        """Wait for the next ``mining.notify`` after this call."""
+        assert self._job_event is not None
+        self._job_event.clear()
+        await asyncio.wait_for(self._job_event.wait(), timeout)
+        if self.job is None or self.closed:
+            raise StratumError("no job received")
+        return self.job
+
+    def submit_nowait(self, job_id: str, extranonce2: str, ntime: str, nonce: str,
+                      version_bits: str | None = None) -> asyncio.Future[SubmitResult]:
+        """Send a ``mining.submit`` now; the future resolves to its :class:`SubmitResult`."""
+        params = [self.worker, job_id, extranonce2, ntime, nonce]
+        if version_bits is not None:
+            params.append(version_bits)
+        fut, _mid = self._send("mining.submit", params)
+        t0 = time.monotonic_ns()
+        out: asyncio.Future[SubmitResult] = asyncio.get_running_loop().create_future()
+
+        def _done(f: asyncio.Future[Any]) -> None:
+            if out.done():
+                return
+            if f.cancelled():
+                out.cancel()
+                return
+            exc = f.exception()
+            if exc is not None:
+                out.set_exception(exc)
+                return
+            msg = f.result()
+            lat = (time.monotonic_ns() - t0) * 1e-9
+            err = msg.get("error")
+            if msg.get("result") is True and not err:
+                out.set_result(SubmitResult(True, 0, "", lat))
+            else:
+                code = int(err[0]) if isinstance(err, list) and err and \
+                    isinstance(err[0], int) else ERR_OTHER
+                text = str(err[1]) if isinstance(err, list) and len(err) > 1 else str(err)
+                out.set_result(SubmitResult(False, code, text, lat))
+
+        fut.add_done_callback(_done)
+        return out
+
+    async def submit(self, job_id: str, extranonce2: str, ntime: str, nonce: str,
+                     version_bits: str | None = None, *, timeout: float = 10.0) -> SubmitResult:
+        """Submit a share and wait for the answer."""
+        return await asyncio.wait_for(
+            self.submit_nowait(job_id, extranonce2, ntime, nonce, version_bits), timeout)
+
+
+# --------------------------------------------------------------------------- miners in threads
+
+
+class MinerThread:
+    """Run an asyncio miner (emulated LV06, CPU miner) in a background thread.
+
+    The miner must have ``async run(duration_s=None, max_shares=None)`` and a thread-safe
+    ``stop()``; notebooks then need no asyncio::
+
+        with MinerThread(EmulatedLV06("127.0.0.1", srv.port, chip=chip)) as t:
+            time.sleep(60)
+        print(t.result)
+
+    Parameters
+    ----------
+    miner : object
+        The miner.
+    duration_s : float, optional
+        Stop after this long [s] (default: until :meth:`stop`).
+    max_shares : int, optional
+        Stop after this many submitted shares.
+    """
+
+    def __init__(self, miner: Any, *, duration_s: float | None = None,
+                 max_shares: int | None = None) -> None:
+        self.miner = miner
+        self.duration_s = duration_s
+        self.max_shares = max_shares
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> MinerThread:
+        """Start the thread; returns ``self``."""
+        if self._thread is not None:
+            raise StratumError("already started")
+        self._thread = threading.Thread(target=self._run, name="asiclab-miner", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            self.result = asyncio.run(self.miner.run(self.duration_s,
+                                                     max_shares=self.max_shares))
+        except BaseException as exc:  # kept for join()
+            self.error = exc
+
+    def stop(self) -> None:
+        """Ask the miner to stop (returns at once; see :meth:`join`)."""
+        self.miner.stop()
+
+    def join(self, timeout: float | None = 60.0) -> Any:
+        """Wait for the miner to finish; returns its result or raises its error."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                raise StratumError("miner thread did not finish in time")
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+    @property
+    def running(self) -> bool:
+        """Whether the thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def __enter__(self) -> MinerThread:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        self.join()

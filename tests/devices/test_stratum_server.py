@@ -1,0 +1,757 @@
+"""Tests of the Stratum v1 capture server: protocol, validation, error codes, limits, fuzzing,
+and recovery after ``kill -9``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from asiclab import dataset, mining
+from asiclab.devices.stratum_server import (
+    UNATTRIBUTED,
+    ClientJob,
+    StratumCaptureServer,
+    StratumClient,
+    StratumError,
+    ThreadedCaptureServer,
+    agent_device_info,
+    build_coinbase_parts,
+)
+from asiclab.journal import read_jobs, read_journal, recover, recover_to_file
+
+TRIVIAL = 2.0**-40  # every hash meets it (target capped at 2**256 - 1)
+
+
+def run(coro: Awaitable[Any]) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, 60))  # type: ignore[arg-type]
+
+
+class Raw:
+    """Line-level client for protocol tests (sends exactly what it is given)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.notifications: list[dict[str, Any]] = []
+
+    @classmethod
+    async def open(cls, port: int) -> Raw:
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        return cls(r, w)
+
+    def send(self, msg: dict[str, Any] | bytes) -> None:
+        data = msg if isinstance(msg, bytes) else json.dumps(msg).encode() + b"\n"
+        self.writer.write(data)
+
+    async def recv(self, timeout: float = 10.0) -> dict[str, Any] | None:
+        """Next reply (notifications are collected aside); None at EOF."""
+        while True:
+            line = await asyncio.wait_for(self.reader.readline(), timeout)
+            if not line:
+                return None
+            msg = json.loads(line)
+            if msg.get("method"):
+                self.notifications.append(msg)
+                continue
+            return msg
+
+    async def call(self, mid: int, method: str, params: list[Any]) -> dict[str, Any] | None:
+        self.send({"id": mid, "method": method, "params": params})
+        return await self.recv()
+
+    async def eof(self, timeout: float = 10.0) -> bool:
+        """Read until the server closes; True if it did within the timeout."""
+        try:
+            while await asyncio.wait_for(self.reader.read(65536), timeout):
+                pass
+        except (TimeoutError, ConnectionError):
+            return False
+        return True
+
+    async def collect(self, n: int, timeout: float = 10.0) -> None:
+        """Read until ``n`` notifications were received."""
+        while len(self.notifications) < n:
+            line = await asyncio.wait_for(self.reader.readline(), timeout)
+            assert line, "connection closed"
+            msg = json.loads(line)
+            assert msg.get("method"), msg
+            self.notifications.append(msg)
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await self.writer.wait_closed()
+
+
+def share_for(client: StratumClient, job: ClientJob, en2: int, *, vbits: int = 0,
+              valid: bool = True, difficulty: float | None = None) -> tuple[str, str, str, str]:
+    """A share on ``job`` found by a real search: (extranonce2, ntime, nonce, version_bits)."""
+    en2_b = en2.to_bytes(client.extranonce2_size, "big")
+    prefix = job.header_prefix(client.extranonce1, en2_b, vbits)
+    d = job.difficulty if difficulty is None else difficulty
+    if valid:
+        hit = mining.find_nonce(prefix, d)
+        assert hit is not None
+        nonce = hit.nonce
+    else:
+        nonce = next(n for n in range(1 << 20) if not mining.meets_difficulty(
+            mining.sha256d(prefix + n.to_bytes(4, "little")), d))
+    return en2_b.hex(), f"{job.ntime:08x}", f"{nonce:08x}", f"{vbits:08x}"
+
+
+async def wait_until(pred: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        await asyncio.sleep(0.01)
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+
+def test_agent_device_info() -> None:
+    assert agent_device_info("asiclab-emulated-lv06/0.1") == ("BM1366", "emulated")
+    assert agent_device_info("asiclab-cpu-miner/0.1") == ("CPU", "emulated")
+    assert agent_device_info("bitaxe/BM1366/v2.4.0") == ("BM1366", "hardware")
+    assert agent_device_info("cgminer/4.10") == ("", "hardware")
+    assert agent_device_info("") == ("", "hardware")
+
+
+def test_coinbase_parts_are_a_well_formed_transaction() -> None:
+    payload = b"\x00\x01experiment-payload"
+    coinb1, coinb2 = build_coinbase_parts(0x1234, payload, 4, 8)
+    tx = coinb1 + b"\xaa" * 4 + b"\xbb" * 8 + coinb2
+    assert tx[:4] == (1).to_bytes(4, "little")  # version
+    assert tx[4] == 1  # one input
+    assert tx[5:37] == b"\x00" * 32 and tx[37:41] == b"\xff" * 4  # coinbase prevout
+    script_len = tx[41]
+    script = tx[42:42 + script_len]
+    assert script[:4] == b"\x03\x34\x12\x00"  # BIP 34 height push
+    assert script.endswith(b"\xaa" * 4 + b"\xbb" * 8)  # extranonces inside the scriptSig
+    rest = tx[42 + script_len:]
+    assert rest[:4] == b"\xff" * 4 and rest[4] == 2  # sequence, two outputs
+    assert b"\x6a" + bytes([len(payload)]) + payload in rest  # OP_RETURN <payload>
+    assert rest.endswith(b"\x00" * 4)  # lock time
+    assert build_coinbase_parts(1, None, 4, 8)[1].count(b"\x6a") == 1
+    big = build_coinbase_parts(1, b"x" * 300, 4, 8)[1]
+    assert b"\x6a\x4d\x2c\x01" + b"x" * 300 in big  # OP_PUSHDATA2 for 300 bytes
+    with pytest.raises(StratumError, match="payload"):
+        build_coinbase_parts(1, b"x" * 521, 4, 8)
+
+
+def test_refuses_lan_without_opt_in(tmp_path: Path) -> None:
+    with pytest.raises(StratumError, match="allow_lan"):
+        StratumCaptureServer(tmp_path / "a.journal", host="0.0.0.0")
+    with pytest.raises(StratumError, match="difficulty"):
+        StratumCaptureServer(tmp_path / "b.journal", difficulty=-1)
+    with pytest.raises(StratumError, match="max_line_bytes"):
+        StratumCaptureServer(tmp_path / "c.journal", max_line_bytes=10)
+    # LAN with the explicit option constructs (it is not started here: tests bind loopback only)
+    srv = StratumCaptureServer(tmp_path / "d.journal", host="0.0.0.0", allow_lan=True)
+    srv.journal.close()
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def test_share_verification_agrees_with_the_mining_reference(tmp_path: Path) -> None:
+    """The server's header rebuild must match asiclab.mining.verify_share exactly."""
+
+    async def main() -> None:
+        async with StratumCaptureServer(tmp_path / "c.journal", job_interval_s=None) as srv:
+            srv.new_job(payload=b"known-answer")
+            client = await StratumClient("127.0.0.1", srv.port, worker="w",
+                                         suggest_difficulty=2.0**-18).connect()
+            await wait_until(lambda: client.job is not None and client.job.difficulty < 1)
+            job = client.job
+            assert job is not None
+            results = []
+            for i, vbits in enumerate((0, 0x00002000, 0x1FFFE000 & 0x0BADE000)):
+                en2, ntime, nonce, vb = share_for(client, job, 100 + i, vbits=vbits)
+                results.append(await client.submit(job.job_id, en2, ntime, nonce, vb))
+            await client.close()
+            assert all(r.accepted for r in results), results
+            assert client.version_mask == 0x1FFFE000
+            en1 = client.extranonce1
+
+        c = read_journal(tmp_path / "c.journal")
+        jobs = {j["job_id"]: j for j in read_jobs(tmp_path / "c.journal")}
+        assert c.events["t_host_ns"].size == 3
+        for k in range(3):
+            j = jobs[c.events["job_id"][k]]
+            assert j["payload"] == b"known-answer".hex()
+            ref = mining.verify_share(
+                version=j["version"], prevhash=j["prevhash"], ntime=c.events["ntime"][k],
+                nbits=j["nbits"], nonce=int(c.events["nonce"][k]), coinb1=j["coinb1"],
+                extranonce1=en1, extranonce2=c.events["extranonce2"][k], coinb2=j["coinb2"],
+                merkle_branch=j["merkle_branch"], version_bits=int(c.events["version_bits"][k]),
+                version_mask=0x1FFFE000)
+            assert c.events["difficulty"][k] == ref.difficulty
+            assert ref.difficulty >= 2.0**-18
+            assert c.events["pool_difficulty"][k] == 2.0**-18
+
+    run(main())
+
+
+def test_error_codes_20_to_25_are_answered_and_recorded(tmp_path: Path) -> None:
+    path = tmp_path / "codes.journal"
+
+    async def main() -> dict[str, int]:
+        async with StratumCaptureServer(path, job_interval_s=None, difficulty=1.0,
+                                        accept_suggested_difficulty=True) as srv:
+            # 25: submit before subscribing
+            raw = await Raw.open(srv.port)
+            r = await raw.call(1, "mining.submit", ["w", "1", "00" * 8, "00000000", "00000000"])
+            assert r is not None and r["error"][0] == 25 and r["result"] is None
+            # 24: subscribed, but the worker is not authorized on this connection
+            await raw.call(2, "mining.subscribe", ["probe/1"])
+            r = await raw.call(3, "mining.submit", ["w", "1", "00" * 8, "00000000", "00000000"])
+            assert r is not None and r["error"][0] == 24
+            # 20: not a list of 5-6 parameters
+            r = await raw.call(4, "mining.submit", {"worker": "w"})
+            assert r is not None and r["error"][0] == 20
+            await raw.close()
+
+            client = await StratumClient("127.0.0.1", srv.port, worker="w",
+                                         suggest_difficulty=2.0**-20).connect()
+            await wait_until(lambda: client.job is not None and client.job.difficulty < 1)
+            job = client.job
+            assert job is not None
+            en2, ntime, nonce, vb = share_for(client, job, 1)
+            res = {}
+            res["ok"] = await client.submit(job.job_id, en2, ntime, nonce, vb)
+            res["dup"] = await client.submit(job.job_id, en2, ntime, nonce, vb)       # 22
+            res["unknown"] = await client.submit("nope", en2, ntime, nonce, vb)       # 21
+            bad = share_for(client, job, 2, valid=False)
+            res["low"] = await client.submit(job.job_id, *bad)                        # 23
+            res["malformed"] = await client.submit(job.job_id, "zz", ntime, nonce)    # 20
+            res["mask"] = await client.submit(job.job_id, en2, ntime, nonce, "00000001")  # 20
+            srv.new_job(clean=True)  # the old job becomes stale
+            en2b, ntimeb, nonceb, vbb = share_for(client, job, 3)
+            res["stale"] = await client.submit(job.job_id, en2b, ntimeb, nonceb, vbb)  # 21
+            await client.close()
+            assert res["ok"].accepted and res["ok"].error_code == 0
+            assert res["dup"].error_code == 22
+            assert res["unknown"].error_code == 21 and "not found" in res["unknown"].message
+            assert res["low"].error_code == 23
+            assert res["malformed"].error_code == 20
+            assert res["mask"].error_code == 20 and "mask" in res["mask"].message
+            assert res["stale"].error_code == 21 and "Stale" in res["stale"].message
+            return dict(srv.stats)
+
+    stats = run(main())
+    assert stats["accepted"] == 1 and stats["submits"] == 10
+    ds = recover(path)
+    dataset.validate_capture(ds)
+    codes = ds["error_code"].values.tolist()
+    assert codes == [25, 24, 20, 0, 22, 21, 23, 20, 20, 21]
+    assert ds["valid"].values.tolist() == [c == 0 for c in codes]
+    names = ds["device_name"].values.tolist()
+    dev = ds["device_index"].values
+    assert [names[i] for i in dev[:3]] == [UNATTRIBUTED] * 3
+    assert {names[i] for i in dev[3:]} == {"w"}
+    low = codes.index(23)
+    assert ds["difficulty"].values[low] < ds["pool_difficulty"].values[low] == 2.0**-20
+    assert np.isnan(ds["difficulty"].values[codes.index(21)])
+
+
+def test_difficulty_and_version_rolling_negotiation(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with StratumCaptureServer(tmp_path / "a.journal", job_interval_s=None,
+                                        min_difficulty=2.0**-30) as srv:
+            raw = await Raw.open(srv.port)
+            r = await raw.call(1, "mining.configure", [["version-rolling", "minimum-difficulty"],
+                                                       {"version-rolling.mask": "00ffff00"}])
+            assert r is not None
+            assert r["result"] == {"version-rolling": True, "version-rolling.mask": "00ffe000",
+                                   "minimum-difficulty": False}
+            r = await raw.call(2, "mining.subscribe", ["x/1"])
+            assert r is not None and len(bytes.fromhex(r["result"][1])) == 4
+            assert r["result"][2] == 8
+            r = await raw.call(3, "mining.authorize", ["dev", "x"])
+            assert r is not None and r["result"] is True
+            r = await raw.call(4, "mining.suggest_difficulty", [2.0**-35])
+            assert r is not None and r["result"] is True
+            await raw.collect(4)
+            diffs = [m["params"][0] for m in raw.notifications
+                     if m["method"] == "mining.set_difficulty"]
+            assert diffs == [256.0, 2.0**-30]  # default first, then the clamped suggestion
+            # set_difficulty precedes the notify it applies to
+            kinds = [m["method"] for m in raw.notifications]
+            assert kinds == ["mining.set_difficulty", "mining.notify"] * 2
+            r = await raw.call(5, "mining.suggest_difficulty", ["high"])
+            assert r is not None and r["error"][0] == 20
+            r = await raw.call(6, "mining.extranonce.subscribe", [])
+            assert r is not None and r["result"] is True
+            await raw.close()
+
+        async with StratumCaptureServer(tmp_path / "b.journal", job_interval_s=None,
+                                        difficulty=0.5,
+                                        accept_suggested_difficulty=False) as srv:
+            client = await StratumClient("127.0.0.1", srv.port, worker="w",
+                                         suggest_difficulty=2.0**-20).connect()
+            job = await client.wait_for_job()
+            await asyncio.sleep(0.05)
+            assert job.difficulty == 0.5 and client.difficulty == 0.5
+            await client.close()
+
+    run(main())
+
+
+def test_jobs_on_a_timer_and_on_demand_with_payload(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.journal"
+
+    async def main() -> None:
+        async with StratumCaptureServer(path, job_interval_s=0.1) as srv:
+            client = await StratumClient("127.0.0.1", srv.port, worker="w",
+                                         suggest_difficulty=TRIVIAL).connect()
+            first = await client.wait_for_job()
+            await wait_until(lambda: client.job is not None and
+                             int(client.job.job_id, 16) >= int(first.job_id, 16) + 2)
+            assert client.job is not None and not client.job.clean  # timer jobs keep old ones
+            # an older timer job is still valid
+            en2, ntime, nonce, vb = share_for(client, first, 1)
+            assert (await client.submit(first.job_id, en2, ntime, nonce, vb)).accepted
+            jid = srv.new_job(payload=b"\x07input-7", clean=True)
+            await wait_until(lambda: client.job is not None and client.job.job_id == jid)
+            job = client.job
+            assert job is not None and job.clean
+            assert b"\x07input-7".hex() in job.coinb2
+            en2, ntime, nonce, vb = share_for(client, job, 2)
+            assert (await client.submit(job.job_id, en2, ntime, nonce, vb)).accepted
+            assert (await client.submit(first.job_id, *share_for(client, first, 3))
+                    ).error_code == 21
+            await client.close()
+            with pytest.raises(StratumError, match="payload"):
+                srv.new_job(payload="text")  # type: ignore[arg-type]
+
+    run(main())
+    ds = recover(path)
+    jobs = {j["job_id"]: j for j in read_jobs(path)}
+    payloads = [jobs[j]["payload"] for j in ds["job_id"].values.tolist()]
+    assert payloads[1] == b"\x07input-7".hex()
+    assert ds["valid"].values.tolist() == [True, True, False]
+
+
+def test_many_miners_map_worker_names_to_devices(tmp_path: Path) -> None:
+    path = tmp_path / "many.journal"
+
+    async def miner(port: int, worker: str, n: int, base: int) -> int:
+        client = await StratumClient("127.0.0.1", port, worker=worker,
+                                     suggest_difficulty=TRIVIAL).connect()
+        await wait_until(lambda: client.job is not None and client.job.difficulty < 1e-6)
+        ok = 0
+        for i in range(n):
+            job = client.job
+            assert job is not None
+            res = await client.submit(job.job_id, *share_for(client, job, base + i))
+            ok += res.accepted
+        await client.close()
+        return ok
+
+    async def main() -> list[int]:
+        async with StratumCaptureServer(path, job_interval_s=None) as srv:
+            return list(await asyncio.gather(
+                miner(srv.port, "rig-a", 7, 0), miner(srv.port, "rig-b", 5, 0),
+                miner(srv.port, "rig-c", 3, 0), miner(srv.port, "rig-a", 4, 1000)))
+
+    assert run(main()) == [7, 5, 3, 4]
+    ds = recover(path)
+    names = ds["device_name"].values.tolist()
+    assert sorted(names) == ["rig-a", "rig-b", "rig-c"]
+    counts = {names[d]: int(n) for d, n in zip(*np.unique(ds["device_index"].values,
+                                                          return_counts=True), strict=True)}
+    assert counts == {"rig-a": 11, "rig-b": 5, "rig-c": 3}
+    assert bool(ds["valid"].all())
+
+
+def test_duplicate_memory_is_bounded_by_job_rotation(tmp_path: Path) -> None:
+    async def main() -> tuple[int, int, int]:
+        async with StratumCaptureServer(tmp_path / "r.journal", job_interval_s=None,
+                                        max_shares_per_job=10, max_jobs=2) as srv:
+            client = await StratumClient("127.0.0.1", srv.port, worker="w",
+                                         suggest_difficulty=TRIVIAL).connect()
+            await wait_until(lambda: client.job is not None and client.job.difficulty < 1e-6)
+            accepted = 0
+            for i in range(60):
+                job = client.job
+                assert job is not None
+                accepted += (await client.submit(job.job_id, *share_for(client, job, i))
+                             ).accepted
+            kept = sum(len(j.shares) for j in srv._jobs.values())
+            await client.close()
+            return accepted, kept, srv.stats["job_rotations"]
+
+    accepted, kept, rotations = run(main())
+    assert accepted == 60
+    assert kept <= 2 * 10
+    assert rotations >= 5
+
+
+def test_a_bug_in_validation_still_records_the_submission(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    from asiclab.devices import stratum_server
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("simulated bug")
+
+    path = tmp_path / "bug.journal"
+
+    async def main() -> None:
+        async with StratumCaptureServer(path, job_interval_s=None) as srv:
+            client = await StratumClient("127.0.0.1", srv.port, worker="w",
+                                         suggest_difficulty=TRIVIAL).connect()
+            await wait_until(lambda: client.job is not None and client.job.difficulty < 1e-6)
+            job = client.job
+            assert job is not None
+            monkeypatch.setattr(stratum_server._Connection, "_judge", broken)
+            res = await client.submit(job.job_id, *share_for(client, job, 1))
+            assert res.error_code == 20 and res.message == "Internal error"
+            monkeypatch.undo()
+            assert (await client.submit(job.job_id, *share_for(client, job, 2))).accepted
+            await client.close()
+            assert srv.stats["internal_errors"] == 1
+
+    run(main())
+    c = read_journal(path)
+    assert c.events["error_code"].tolist() == [20, 0]
+    assert any(n["kind"] == "internal_error" for n in c.notes)
+
+
+# --------------------------------------------------------------------------- limits / abuse
+
+
+def test_oversized_line_gets_an_error_and_a_disconnect(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with StratumCaptureServer(tmp_path / "a.journal", max_line_bytes=512) as srv:
+            raw = await Raw.open(srv.port)
+            raw.send(b'{"id":1,"method":"mining.subscribe","params":["' + b"A" * 2000 + b'"]}\n')
+            r = await raw.recv()
+            assert r is not None and r["error"][0] == 20 and "too long" in r["error"][1]
+            assert await raw.eof()
+            raw2 = await Raw.open(srv.port)  # an endless line without newline: same
+            raw2.send(b"B" * 4000)
+            r = await raw2.recv()
+            assert r is not None and "too long" in r["error"][1]
+            assert await raw2.eof()
+            ok = await Raw.open(srv.port)  # the server still serves others
+            r = await ok.call(1, "mining.subscribe", ["fine/1"])
+            assert r is not None and r["error"] is None
+            await ok.close()
+            assert srv.stats["abusive_disconnects"] == 2
+
+    run(main())
+
+
+def test_connection_limit(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with StratumCaptureServer(tmp_path / "a.journal", max_connections=2) as srv:
+            a, b = await Raw.open(srv.port), await Raw.open(srv.port)
+            assert (await a.call(1, "mining.subscribe", [])) is not None
+            assert (await b.call(1, "mining.subscribe", [])) is not None
+            c = await Raw.open(srv.port)
+            assert await c.eof()
+            assert srv.stats["refused"] == 1
+            await a.close()
+            await wait_until(lambda: srv.connections == 1)
+            d = await Raw.open(srv.port)
+            assert (await d.call(1, "mining.subscribe", [])) is not None
+            for x in (b, c, d):
+                await x.close()
+
+    run(main())
+
+
+def test_rate_limit_delays_but_never_drops(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with StratumCaptureServer(tmp_path / "a.journal", max_requests_per_s=200,
+                                        request_burst=5) as srv:
+            raw = await Raw.open(srv.port)
+            raw.send(b"".join(json.dumps({"id": i, "method": "mining.ping", "params": []}
+                                         ).encode() + b"\n" for i in range(60)))
+            ids = [(await raw.recv())["id"] for _ in range(60)]  # type: ignore[index]
+            assert ids == list(range(60))
+            assert srv.stats["throttled"] >= 1
+            await raw.close()
+
+    run(main())
+
+
+def test_malformed_messages_then_disconnect(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with StratumCaptureServer(tmp_path / "a.journal", max_protocol_errors=3) as srv:
+            raw = await Raw.open(srv.port)
+            raw.send(b"not json\n[1,2]\n{\"id\":5,\"method\":\"mining.fly\",\"params\":[]}\n"
+                     b"\xff\xfe\n{}\n{}\n{}\n")
+            replies = []
+            while (r := await raw.recv()) is not None:
+                replies.append(r)
+            assert 4 <= len(replies) <= 5
+            assert all(r["error"][0] == 20 for r in replies)
+            assert replies[0]["error"][1] == "Parse error"
+            assert replies[2]["id"] == 5 and replies[2]["error"][1] == "Unknown method"
+
+    run(main())
+
+
+def test_handshake_timeout_closes_silent_connections(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with StratumCaptureServer(tmp_path / "a.journal",
+                                        handshake_timeout_s=0.2) as srv:
+            raw = await Raw.open(srv.port)
+            assert await raw.eof(timeout=10)
+            assert srv.connections == 0
+
+    run(main())
+
+
+# --------------------------------------------------------------------------- threaded wrapper
+
+
+def test_threaded_server_for_notebooks(tmp_path: Path) -> None:
+    path = tmp_path / "t.journal"
+    with ThreadedCaptureServer(path, job_interval_s=None) as srv:
+        assert srv.host == "127.0.0.1" and srv.port > 0
+
+        async def mine() -> list[bool]:
+            client = await StratumClient("127.0.0.1", srv.port, worker="nb",
+                                         suggest_difficulty=TRIVIAL).connect()
+            await wait_until(lambda: client.job is not None and client.job.difficulty < 1e-6)
+            out = []
+            for i in range(3):
+                job = client.job
+                assert job is not None
+                out.append((await client.submit(job.job_id, *share_for(client, job, i))
+                            ).accepted)
+                if i == 1:
+                    jid = await asyncio.to_thread(srv.new_job, b"p", True)
+                    await wait_until(lambda jid=jid: client.job is not None
+                                     and client.job.job_id == jid)
+            await client.close()
+            return out
+
+        assert run(mine()) == [True, True, True]
+        partial = srv.to_dataset()  # while running
+        assert partial.sizes["event"] == 3
+        assert srv.stats["accepted"] == 3
+        assert srv.capture(0.2, progress=False)["accepted"] == 3
+    assert srv.stop() == path
+    ds = srv.to_dataset()
+    assert ds.attrs["journal_complete"] == 1
+    assert ds.sizes["event"] == 3
+
+
+# --------------------------------------------------------------------------- fuzzing
+
+_METHODS = ["mining.subscribe", "mining.authorize", "mining.configure",
+            "mining.suggest_difficulty", "mining.extranonce.subscribe", "mining.submit",
+            "mining.notify", "mining.set_difficulty", "client.reconnect", ""]
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False)
+    | st.text(max_size=12),
+    lambda kids: st.lists(kids, max_size=5) | st.dictionaries(st.text(max_size=6), kids,
+                                                              max_size=4),
+    max_leaves=12)
+_hexish = st.text(alphabet="0123456789abcdefABCDEFxyz -", min_size=0, max_size=18)
+_submit = st.builds(
+    lambda mid, w, j, e, t, n, v: {"id": mid, "method": "mining.submit",
+                                   "params": [w, j, e, t, n] + ([v] if v is not None else [])},
+    st.integers(0, 10**6), st.sampled_from(["mallory", "x", "", "w"]) | st.text(max_size=8),
+    st.sampled_from(["1", "2", "ff", "0"]) | st.text(max_size=4), _hexish, _hexish, _hexish,
+    st.none() | _hexish)
+_rpc = st.builds(lambda mid, m, p: {"id": mid, "method": m, "params": p},
+                 _json, st.sampled_from(_METHODS) | st.text(max_size=10), _json)
+_line = st.one_of(
+    _rpc.map(lambda m: json.dumps(m).encode() + b"\n"),
+    _submit.map(lambda m: json.dumps(m).encode() + b"\n"),
+    st.binary(max_size=200).map(lambda b: b + b"\n"),
+    st.integers(600, 3000).map(lambda n: b"[" * n + b"\n"),           # deep / oversized nesting
+    st.integers(1100, 5000).map(lambda n: b'{"id":1,"x":"' + b"a" * n),  # oversized, no newline
+    st.just(b'{"id":1,"method":"mining.subscribe","params":["h/1"]}\n'
+            b'{"id":2,"method":"mining.authorize","params":["mallory","x"]}\n'),
+    st.just(b"\n\r\n \n"),
+)
+
+
+class HonestMiner:
+    """Keeps mining at trivial difficulty in its own thread until stopped."""
+
+    def __init__(self, port: int, worker: str) -> None:
+        self.port, self.worker = port, worker
+        self.sent: list[tuple[str, int]] = []
+        self.answers: list[Any] = []
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._mine())
+        except BaseException as exc:  # reported by the test
+            self.error = exc
+
+    async def _mine(self) -> None:
+        client = await StratumClient("127.0.0.1", self.port, worker=self.worker,
+                                     suggest_difficulty=TRIVIAL).connect()
+        await wait_until(lambda: client.job is not None and client.job.difficulty < 1e-6)
+        i = 0
+        while not self.stop.is_set():
+            job = client.job
+            assert job is not None
+            en2, ntime, nonce, vb = share_for(client, job, i)
+            self.sent.append((en2, int(nonce, 16)))
+            self.answers.append(await client.submit(job.job_id, en2, ntime, nonce, vb))
+            i += 1
+            await asyncio.sleep(0.002)
+        await client.close()
+
+
+def test_fuzz_hostile_clients_while_an_honest_miner_mines(tmp_path: Path) -> None:
+    path = tmp_path / "fuzz.journal"
+    with ThreadedCaptureServer(path, job_interval_s=None, max_line_bytes=1024,
+                               max_requests_per_s=2000, max_connections=32) as srv:
+        honest = HonestMiner(srv.port, "honest-7f3a")
+        honest.thread.start()
+        deadline = time.monotonic() + 10
+        while len(honest.answers) < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+        @settings(max_examples=300, deadline=None, derandomize=True, database=None,
+                  suppress_health_check=list(HealthCheck))
+        @given(lines=st.lists(_line, min_size=1, max_size=6))
+        def hostile(lines: list[bytes]) -> None:
+            with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as s:
+                with contextlib.suppress(OSError):
+                    s.sendall(b"".join(lines))
+                    s.shutdown(socket.SHUT_WR)
+                    while s.recv(65536):  # the server answers or closes; never hangs
+                        pass
+
+        hostile()
+        n_before_stop = len(honest.answers)
+        honest.stop.set()
+        honest.thread.join(30)
+        assert honest.error is None, honest.error
+        # still serving after the abuse
+        probe = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+        probe.sendall(b'{"id":9,"method":"mining.subscribe","params":["after/1"]}\n')
+        assert b'"id":9' in probe.recv(4096)
+        probe.close()
+        stats = srv.stats
+    assert n_before_stop >= 5
+    assert honest.answers and all(a.accepted for a in honest.answers), \
+        [a for a in honest.answers if not a.accepted][:3]
+    c = read_journal(path)
+    assert c.complete
+    names = [d["name"] for d in c.devices]
+    dev = names.index("honest-7f3a")
+    mine = c.events["device_index"] == dev
+    keys = list(zip(c.events["extranonce2"][mine].tolist(),
+                    c.events["nonce"][mine].tolist(), strict=True))
+    assert sorted(keys) == sorted(honest.sent)  # every honest share exactly once
+    assert bool(c.events["valid"][mine].all())
+    assert int((c.events["error_code"] != 0).sum()) > 0  # hostile submissions were recorded
+    # whatever the hostile clients sent, the capture saves and reopens as a valid dataset
+    saved = dataset.open_capture(recover_to_file(path))
+    assert saved.sizes["event"] == c.events["t_host_ns"].size
+    assert stats["connections"] >= 250 and stats["protocol_errors"] > 0
+    assert stats["abusive_disconnects"] > 0
+
+
+# --------------------------------------------------------------------------- kill -9
+
+_SERVER_SCRIPT = """
+import asyncio, json, sys
+from asiclab.devices.stratum_server import StratumCaptureServer
+
+async def main():
+    srv = StratumCaptureServer(sys.argv[1], job_interval_s=None, flush_interval_s=0.1)
+    await srv.start()
+    print(json.dumps({"port": srv.port}), flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)")
+def test_kill_9_during_capture_then_recover(tmp_path: Path) -> None:
+    path = tmp_path / "killed.journal"
+    proc = subprocess.Popen([sys.executable, "-c", _SERVER_SCRIPT, str(path)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        port = json.loads(proc.stdout.readline())["port"]
+
+        async def main() -> tuple[set[tuple[str, int]], set[tuple[str, int]]]:
+            client = await StratumClient("127.0.0.1", port, worker="victim",
+                                         suggest_difficulty=TRIVIAL).connect()
+            await wait_until(lambda: client.job is not None and client.job.difficulty < 1e-6)
+            job = client.job
+            assert job is not None
+            acked: set[tuple[str, int]] = set()
+            sent: set[tuple[str, int]] = set()
+            for i in range(200):
+                en2, ntime, nonce, vb = share_for(client, job, i)
+                sent.add((en2, int(nonce, 16)))
+                assert (await client.submit(job.job_id, en2, ntime, nonce, vb)).accepted
+                acked.add((en2, int(nonce, 16)))
+            # wait until all acknowledged shares are on disk (flushed), reading the live file
+            await wait_until(lambda: read_journal(path).events["t_host_ns"].size >= 200, 20)
+            flushed = read_journal(path)
+            on_disk = set(zip(flushed.events["extranonce2"].tolist(),
+                              flushed.events["nonce"].tolist(), strict=True))
+            # more shares in flight while the process is killed
+            futs = []
+            for i in range(200, 400):
+                en2, ntime, nonce, vb = share_for(client, job, i)
+                sent.add((en2, int(nonce, 16)))
+                with contextlib.suppress(StratumError):  # once the kill is noticed
+                    futs.append(client.submit_nowait(job.job_id, en2, ntime, nonce, vb))
+                if i == 300:
+                    os.kill(proc.pid, signal.SIGKILL)
+            await asyncio.gather(*futs, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await client.close()
+            assert acked <= on_disk
+            return on_disk, sent
+
+        on_disk, sent = run(main())
+        proc.wait(10)
+        assert proc.returncode == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    ds = recover(path)
+    c = read_journal(path)
+    keys = list(zip(c.events["extranonce2"].tolist(), c.events["nonce"].tolist(), strict=True))
+    assert len(keys) == len(set(keys))  # nothing twice
+    assert on_disk <= set(keys)  # everything flushed before the kill is recovered
+    assert set(keys) <= sent  # nothing invented
+    assert ds.sizes["event"] == len(keys)
+    assert ds.attrs["journal_complete"] == 0
+    assert ds.attrs["source_kind"] == "emulated"  # the test client's agent is asiclab-*
+    # a record torn mid-write at the end is tolerated
+    torn = tmp_path / "torn.journal"
+    torn.write_bytes(path.read_bytes() + b'["E",17000000000,5,0,-1,"1",12')
+    ds2 = recover(torn)
+    assert ds2.sizes["event"] == len(keys)
+    assert ds2.attrs["journal_torn_records"] >= 1
