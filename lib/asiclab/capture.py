@@ -8,9 +8,16 @@ A capture comes from one of these sources (parameter ``source``):
 ``import``
     An existing share log (:mod:`asiclab.importers`), every share re-verified by SHA256d.
     Labelled ``imported``.
+``live``
+    A live sweep (:mod:`asiclab.live`) in one of the modes ``live_mode``: ``stratum+axeos``
+    (a real LV06/Bitaxe, or any Stratum miner), ``serial`` (a BM1366 on a UART), ``emulated``
+    (emulated LV06 + AxeOS over loopback) or ``cpu`` (the host CPU as a null control). Journalled
+    to ``<run_dir>/01_capture/live-<UTC time>.journal`` as it runs. Labelled ``hardware`` or
+    ``emulated``.
 
 The capture is saved as ``<run_dir>/01_capture/capture.nc``, where later notebooks of the same
-run find it (:func:`capture_path`).
+run find it (:func:`capture_path`). The live parameters (:data:`LIVE_PARAM_NAMES`) are also the
+options of ``asiclab capture``.
 """
 
 from __future__ import annotations
@@ -27,7 +34,8 @@ from scipy import stats
 from asiclab import AsiclabError, dataset
 from asiclab.params import Param
 
-SOURCES = ("sim", "import")
+SOURCES = ("sim", "import", "live")
+LIVE_MODES = ("stratum+axeos", "serial", "emulated", "cpu")
 CAPTURE_FILE = Path("01_capture") / "capture.nc"
 
 
@@ -35,8 +43,18 @@ class CaptureError(AsiclabError):
     """A capture cannot be made from the given parameters."""
 
 
-def _sorted_unique(values: list[float]) -> str | None:
-    return None if len(set(values)) == len(values) else "distinct voltages (no repeats)"
+def _distinct(values: list[float]) -> str | None:
+    return None if len(set(values)) == len(values) else "distinct values (no repeats)"
+
+
+def _range_pair(values: list[float]) -> str | None:
+    if len(values) != 2 or values[0] > values[1]:
+        return "a pair [min, max] with min <= max"
+    return None
+
+
+def _listen_host(value: str) -> str | None:
+    return None if value.strip() else "an address to listen on, e.g. '127.0.0.1' or '0.0.0.0'"
 
 
 #: Parameters of ``01_capture.ipynb``.
@@ -45,17 +63,64 @@ PARAMS: dict[str, Param] = {
     "seed": Param(int, "chip seed of the simulated chip (each seed is one chip)", min=0),
     "n_devices": Param(int, "number of simulated chips (seeds seed, seed+1, ...)", min=1, max=64),
     "voltages_mV": Param(list, "core-voltage sweep [mV], in the order applied", item=float,
-                         min=800.0, max=1400.0, min_len=1, check=_sorted_unique),
+                         min=800.0, max=1400.0, min_len=1, check=_distinct),
     "frequency_MHz": Param(float, "ASIC frequency [MHz]", min=50.0, max=1000.0),
-    "dwell_s": Param(float, "time at each operating point [s] (virtual time)", min=1.0,
-                     max=1e7),
-    "settle_s": Param(float, "settle time after each change, not analysed [s]", min=0.0,
-                      max=3600.0),
-    "telemetry_interval_s": Param(float, "telemetry sampling interval [s]", min=0.1, max=600.0),
+    "dwell_s": Param(float, "time at each operating point [s] (sim: virtual chip time; live: "
+                     "host wall-clock time)", min=1.0, max=1e7),
+    "settle_s": Param(float, "settle time after each change, not analysed [s] (sim: virtual; "
+                      "live: host time)", min=0.0, max=3600.0),
+    "telemetry_interval_s": Param(float, "telemetry sampling / AxeOS polling interval [s]",
+                                  min=0.1, max=600.0),
     "log_path": Param(str, "share log to import (source='import')"),
     "log_format": Param(str, "format of the log", choices=("s9_stratum", "lv06_proofs",
                                                            "generic")),
     "lenient": Param(bool, "import: flag and count malformed rows instead of stopping"),
+    # ---- live capture (source = "live"; also the options of `asiclab capture`)
+    "live_mode": Param(str, "live capture mode", choices=LIVE_MODES),
+    "sweep_frequencies_MHz": Param(list, "live: sweep frequencies [MHz] (outer loop; empty: "
+                                   "frequency_MHz only)", item=float, min=50.0, max=1000.0,
+                                   check=_distinct),
+    "miner_url": Param(str, "live stratum+axeos: AxeOS address of the miner, e.g. "
+                       "'http://192.168.1.50' ('' = Stratum only, no set points)"),
+    "worker": Param(str, "live: Stratum worker name of the miner ('' = AxeOS stratumUser, else "
+                    "the first miner to connect)"),
+    "listen_host": Param(str, "live stratum+axeos: capture-server address; anything but "
+                         "loopback needs allow_lan", check=_listen_host),
+    "listen_port": Param(int, "live stratum+axeos: capture-server TCP port (0 = any free port)",
+                         min=0, max=65535),
+    "allow_lan": Param(bool, "live: let the capture server listen on the network"),
+    "pool_difficulty": Param(float, "live stratum+axeos: share difficulty given to the miner [1]",
+                             min=2.0**-32, max=2.0**48),
+    "serial_port": Param(str, "live serial: serial device (e.g. /dev/ttyUSB0) or 'emulated'"),
+    "emulator_time_scale": Param(float, "live emulated: emulated chip seconds per host second "
+                                 "[1]", min=0.01, max=10000.0),
+    "safety_voltage_mV": Param(list, "live: allowed core-voltage range [min, max] [mV]",
+                               item=float, min=500.0, max=1600.0, check=_range_pair),
+    "safety_frequency_MHz": Param(list, "live: allowed frequency range [min, max] [MHz]",
+                                  item=float, min=10.0, max=1200.0, check=_range_pair),
+    "max_temperature_C": Param(float, "live: chip temperature that aborts the sweep and restores "
+                               "the miner's settings [degC]", min=30.0, max=110.0),
+    "override_safety": Param(bool, "live: accept sweep points outside the safety range "
+                             "(the temperature limit still applies)"),
+}
+
+#: Parameters of a live capture (``source = "live"``), also the options of ``asiclab capture``.
+LIVE_PARAM_NAMES: tuple[str, ...] = (
+    "live_mode", "voltages_mV", "frequency_MHz", "sweep_frequencies_MHz", "settle_s", "dwell_s",
+    "telemetry_interval_s", "seed", "miner_url", "worker", "listen_host", "listen_port",
+    "allow_lan", "pool_difficulty", "serial_port", "emulator_time_scale", "safety_voltage_mV",
+    "safety_frequency_MHz", "max_temperature_C", "override_safety",
+)
+
+#: Default values of the live parameters (those of the notebook's parameters cell).
+LIVE_DEFAULTS: dict[str, Any] = {
+    "live_mode": "emulated", "voltages_mV": [1200.0], "frequency_MHz": 485.0,
+    "sweep_frequencies_MHz": [], "settle_s": 60.0, "dwell_s": 600.0,
+    "telemetry_interval_s": 3.0, "seed": 1, "miner_url": "", "worker": "",
+    "listen_host": "127.0.0.1", "listen_port": 3333, "allow_lan": False,
+    "pool_difficulty": 256.0, "serial_port": "", "emulator_time_scale": 20.0,
+    "safety_voltage_mV": [1000.0, 1300.0], "safety_frequency_MHz": [200.0, 650.0],
+    "max_temperature_C": 75.0, "override_safety": False,
 }
 
 
@@ -64,7 +129,21 @@ def capture_path(run_dir: str | os.PathLike[str]) -> Path:
     return Path(run_dir) / CAPTURE_FILE
 
 
-def make_capture(p: dict[str, Any], *, progress: bool = True) -> xr.Dataset:
+def live_params_spec() -> dict[str, Param]:
+    """The specification of the live parameters (a subset of :data:`PARAMS`)."""
+    return {k: PARAMS[k] for k in LIVE_PARAM_NAMES}
+
+
+def live_journal_path(run_dir: str | os.PathLike[str]) -> Path:
+    """A new journal file for a live capture in a run directory (never an existing one)."""
+    import datetime as _dt
+
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    return capture_path(run_dir).parent / f"live-{stamp}.journal"
+
+
+def make_capture(p: dict[str, Any], *, progress: bool = True, live_plot: bool = True
+                 ) -> xr.Dataset:
     """Produce a capture dataset from validated ``01_capture`` parameters.
 
     Parameters
@@ -73,6 +152,8 @@ def make_capture(p: dict[str, Any], *, progress: bool = True) -> xr.Dataset:
         Output of ``asiclab.params.validate(..., PARAMS)``.
     progress : bool
         Show a progress bar over operating points.
+    live_plot : bool
+        ``source = "live"``: show the live rate/temperature plot (in a Jupyter kernel only).
 
     Returns
     -------
@@ -95,6 +176,11 @@ def make_capture(p: dict[str, Any], *, progress: bool = True) -> xr.Dataset:
         if not path.is_file():
             raise CaptureError(f"log_path {str(path)!r}: no such file")
         return importers.import_log(path, p["log_format"], lenient=p["lenient"])
+    if p["source"] == "live":
+        from asiclab import live
+
+        return live.run_from_params(p, journal_path=live_journal_path(p["run_dir"]),
+                                    progress=progress, live_plot=live_plot)
     raise CaptureError(f"unknown source {p['source']!r}")
 
 
@@ -167,6 +253,9 @@ def _source_label(ds: xr.Dataset) -> tuple[str, str]:
     seed = dataset.get_attr(ds, "seed")
     src = dataset.get_attr(ds, "source_file")
     detail = f"seed {seed}" if seed is not None else (Path(src).name if src else "")
+    scale = dataset.get_attr(ds, "emulator_time_scale")
+    if scale is not None and float(scale) != 1.0:
+        detail += f", chip time x{float(scale):g}"
     return kind, detail
 
 
@@ -304,6 +393,9 @@ def record_results(ds: xr.Dataset, table: pd.DataFrame | None = None) -> list[di
 
     table = summary_table(ds) if table is None else table
     valid = ds["valid"].values.astype(bool)
+    scale = dataset.get_attr(ds, "emulator_time_scale")
+    per = "" if scale is None or float(scale) == 1.0 else \
+        f"; per host second, emulated chip time runs x{float(scale):g}"
     out = [
         results.record("source_kind", ds.attrs["source_kind"], "1",
                        note=f"device model {ds.attrs['device_model']}"),
@@ -312,6 +404,12 @@ def record_results(ds: xr.Dataset, table: pd.DataFrame | None = None) -> list[di
         results.record("invalid_fraction", float((~valid).mean()) if valid.size else float("nan"),
                        "1", note="invalid / all events over the whole capture"),
     ]
+    interrupted = dataset.get_attr(ds, "interrupted")
+    if interrupted is not None:
+        out.append(results.record(
+            "interrupted", int(interrupted), "1",
+            note=f"live capture stopped early (1) or completed (0): "
+                 f"{dataset.get_attr(ds, 'stop_reason')}"))
     for _, row in table.iterrows():
         v = row["voltage_set_mV"]
         where = f"{v:.0f} mV" if np.isfinite(v) else f"op {int(row['op'])}"
@@ -319,5 +417,5 @@ def record_results(ds: xr.Dataset, table: pd.DataFrame | None = None) -> list[di
             f"rate_dev{int(row['device'])}_op{int(row['op'])}", float(row["rate_per_s"]), "1/s",
             [float(row["rate_ci_low"]), float(row["rate_ci_high"])],
             note=f"valid-event rate at {where}, {row['frequency_set_MHz']:.0f} MHz; "
-                 "exact 95 % Poisson CI"))
+                 f"exact 95 % Poisson CI{per}"))
     return out

@@ -1,6 +1,8 @@
 """The ``asiclab`` command line.
 
 ``asiclab reproduce``   execute the notebooks with papermill into ``papermill_runs/<run-id>/``
+``asiclab capture``     live capture: a voltage/frequency sweep of a miner (or an emulator, the
+                        CPU, a BM1366 on a UART) into a journal and a NetCDF capture
 ``asiclab recover``     turn a capture journal (even after ``kill -9``) into a NetCDF capture
 ``asiclab notebooks``   list the notebooks
 """
@@ -8,8 +10,12 @@
 from __future__ import annotations
 
 import argparse
+import datetime as _dt
+import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from asiclab import AsiclabError, __version__
 
@@ -34,6 +40,73 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         print(line)
     print(f"run directory: {result.run_dir}")
     return result.exit_code
+
+
+def _floats(text: str) -> list[float]:
+    """``"1200,1150, 1100"`` -> ``[1200.0, 1150.0, 1100.0]`` (argparse type)."""
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got {text!r}") from None
+
+
+#: ``asiclab capture`` option destination -> ``01_capture`` parameter.
+_CAPTURE_OPTIONS = {
+    "mode": "live_mode", "voltages": "voltages_mV", "frequency": "frequency_MHz",
+    "frequencies": "sweep_frequencies_MHz", "settle": "settle_s", "dwell": "dwell_s",
+    "telemetry_interval": "telemetry_interval_s", "seed": "seed", "miner_url": "miner_url",
+    "worker": "worker", "listen_host": "listen_host", "listen_port": "listen_port",
+    "allow_lan": "allow_lan", "pool_difficulty": "pool_difficulty",
+    "serial_port": "serial_port", "time_scale": "emulator_time_scale",
+    "safety_voltage": "safety_voltage_mV", "safety_frequency": "safety_frequency_MHz",
+    "max_temperature": "max_temperature_C", "override_safety": "override_safety",
+}
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _cmd_capture(args: argparse.Namespace) -> int:
+    from asiclab import capture, dataset, live, params
+
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    out_dir = Path(args.out) if args.out else Path("captures") / f"{args.mode}-{stamp}"
+    journal_path = out_dir / "capture.journal"
+    nc_path = out_dir / "capture.nc"
+    if journal_path.exists() or nc_path.exists():
+        raise live.LiveError(f"{out_dir} holds a capture already; choose another --out")
+    values: dict[str, Any] = dict(capture.LIVE_DEFAULTS)
+    for opt, name in _CAPTURE_OPTIONS.items():
+        value = getattr(args, opt)
+        if value is not None:
+            values[name] = value
+    values["run_dir"] = str(out_dir)
+    p = params.validate(values, capture.live_params_spec(), notebook="capture")
+    if args.no_progress:  # the capture's messages (where to point the miner...) go to the log
+        import logging
+
+        logging.basicConfig(format="%(asctime)s %(name)s: %(message)s")
+        logging.getLogger("asiclab.live").setLevel(logging.INFO)
+    old = signal.signal(signal.SIGTERM, _raise_interrupt)  # `kill` stops as cleanly as Ctrl-C
+    try:
+        ds = live.run_from_params(p, journal_path=journal_path, progress=not args.no_progress,
+                                  fsync=args.fsync, connect_timeout_s=args.connect_timeout)
+    except live.LiveCaptureError as exc:
+        if exc.capture is not None:
+            dataset.save_capture(exc.capture, nc_path)
+            print(f"capture so far: {nc_path} ({exc.capture.sizes['event']} events)",
+                  file=sys.stderr)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    dataset.save_capture(ds, nc_path)
+    print(f"journal: {journal_path}")
+    print(f"capture: {nc_path} ({ds.sizes['event']} events, {ds.sizes['sample']} telemetry "
+          f"samples, {ds.sizes['op']} operating points; source_kind {ds.attrs['source_kind']}; "
+          f"{ds.attrs.get('stop_reason', '')})")
+    return 130 if int(ds.attrs.get("interrupted", 0)) else 0
 
 
 def _cmd_recover(args: argparse.Namespace) -> int:
@@ -73,6 +146,56 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--notebooks-dir", default=None, help="where the notebooks are")
     rep.add_argument("--no-progress", action="store_true", help="no per-cell progress bar")
     rep.set_defaults(func=_cmd_reproduce)
+
+    cap = sub.add_parser(
+        "capture", help="live capture: sweep a miner's voltage/frequency and record every share",
+        description="Live capture (see README, 'Running against a real miner'). Writes "
+                    "<out>/capture.journal while it runs and <out>/capture.nc at the end; Ctrl-C "
+                    "or SIGTERM stop cleanly (settings restored, data kept, exit status 130). "
+                    "After a crash: asiclab recover <out>/capture.journal.")
+    cap.add_argument("--mode", required=True, choices=["stratum+axeos", "serial", "emulated",
+                                                       "cpu"], help="what to capture from")
+    cap.add_argument("--voltages", type=_floats, metavar="MV,MV,...",
+                     help="core voltages of the sweep [mV] (default 1200)")
+    cap.add_argument("--frequency", type=float, metavar="MHZ",
+                     help="frequency when --frequencies is not given [MHz] (default 485)")
+    cap.add_argument("--frequencies", type=_floats, metavar="MHZ,...",
+                     help="sweep frequencies [MHz] (outer loop)")
+    cap.add_argument("--settle", type=float, metavar="S",
+                     help="settle time after each change [s] (default 60)")
+    cap.add_argument("--dwell", type=float, metavar="S",
+                     help="time at each operating point [s] (default 600)")
+    cap.add_argument("--telemetry-interval", type=float, metavar="S",
+                     help="AxeOS polling interval [s] (default 3)")
+    cap.add_argument("--seed", type=int, help="seed of the emulated chip (default 1)")
+    cap.add_argument("--miner-url", help="AxeOS address of the miner, e.g. http://192.168.1.50 "
+                                         "(stratum+axeos; omit for a Stratum-only capture)")
+    cap.add_argument("--worker", help="Stratum worker name (default: the miner's stratumUser)")
+    cap.add_argument("--listen-host", help="capture-server address (default 127.0.0.1; "
+                                           "0.0.0.0 with --allow-lan for a real miner)")
+    cap.add_argument("--listen-port", type=int, help="capture-server port (default 3333)")
+    cap.add_argument("--allow-lan", action="store_true", default=None,
+                     help="let the capture server listen on the network")
+    cap.add_argument("--pool-difficulty", type=float,
+                     help="share difficulty given to the miner (default 256)")
+    cap.add_argument("--serial-port", help="serial mode: /dev/ttyUSB0 ... or 'emulated'")
+    cap.add_argument("--time-scale", type=float,
+                     help="emulated: chip seconds per host second (default 20)")
+    cap.add_argument("--safety-voltage", type=_floats, metavar="MIN,MAX",
+                     help="allowed core-voltage range [mV] (default 1000,1300)")
+    cap.add_argument("--safety-frequency", type=_floats, metavar="MIN,MAX",
+                     help="allowed frequency range [MHz] (default 200,650)")
+    cap.add_argument("--max-temperature", type=float, metavar="C",
+                     help="chip temperature that aborts and restores [degC] (default 75)")
+    cap.add_argument("--override-safety", action="store_true", default=None,
+                     help="accept points outside the safety ranges")
+    cap.add_argument("--connect-timeout", type=float, default=120.0, metavar="S",
+                     help="how long to wait for the miner to connect [s] (default 120)")
+    cap.add_argument("--out", help="output directory (default captures/<mode>-<UTC time>)")
+    cap.add_argument("--fsync", action="store_true",
+                     help="fsync the journal at every flush (survives a power cut)")
+    cap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    cap.set_defaults(func=_cmd_capture)
 
     rec = sub.add_parser("recover", help="turn a capture journal (even after a crash) into a "
                                          "NetCDF capture")

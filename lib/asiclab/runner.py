@@ -223,6 +223,28 @@ def _error_info(exc: BaseException, output_nb: Path) -> dict[str, Any]:
     return info
 
 
+#: Kernel start-up failures worth one more try: jupyter_client picks the kernel's TCP ports
+#: before the kernel binds them, so on a busy machine another process can take one first.
+_KERNEL_START_ERRORS = ("Kernel died before replying to kernel_info", "Address already in use")
+
+
+def _execute(pm: Any, nb_path: Path, out_nb: Path, params: dict[str, Any], kernel: str,
+             cwd: Path, progress: bool, attempts: int = 3) -> None:
+    """Run one notebook with papermill, retrying only a kernel that failed to start."""
+    for attempt in range(attempts):
+        try:
+            pm.execute_notebook(str(nb_path), str(out_nb), parameters=params,
+                                kernel_name=kernel, cwd=str(cwd), progress_bar=progress,
+                                request_save_on_cell_execute=True)
+            return
+        except Exception as exc:
+            started = getattr(exc, "cell_index", None) is not None  # a cell ran and failed
+            if started or attempt == attempts - 1 or not any(
+                    m in str(exc) for m in _KERNEL_START_ERRORS):
+                raise
+            time.sleep(0.5 * (attempt + 1))
+
+
 def write_summary(run_dir: Path, runs: Sequence[NotebookRun]) -> Path:
     """Write ``summary.md``: notebook status and a table of the recorded results."""
     lines = [f"# Run `{run_dir.name}`", "", "| notebook | status | duration [s] |",
@@ -351,9 +373,7 @@ def reproduce(
             os.environ[results.ENV_NOTEBOOK] = nb_path.stem
             run.start, t0 = _now(), time.perf_counter()
             try:
-                pm.execute_notebook(str(nb_path), str(out_nb), parameters=p, kernel_name=kernel,
-                                    cwd=str(nb_dir), progress_bar=progress,
-                                    request_save_on_cell_execute=True)
+                _execute(pm, nb_path, out_nb, p, kernel, nb_dir, progress)
                 run.status = "ok"
             except KeyboardInterrupt:
                 run.status = "interrupted"
