@@ -47,7 +47,8 @@ def test_missing_parameter():
 
 
 def test_capture_params_check_repeated_voltages():
-    vals = {**capture.LIVE_DEFAULTS, "source": "sim", "seed": 1, "n_devices": 1, "voltages_mV": [1200.0, 1200.0],
+    vals = {**capture.LIVE_DEFAULTS, "source": "sim", "seed": 1, "n_devices": 1,
+            "voltages_mV": [1200.0, 1200.0],
             "frequency_MHz": 485.0, "dwell_s": 10.0, "settle_s": 0.0,
             "telemetry_interval_s": 3.0, "log_path": "", "log_format": "generic",
             "lenient": False, "run_dir": ""}

@@ -1,0 +1,115 @@
+"""Silicon Heartbeat statistics: a calibrated test battery for share inter-arrival times.
+
+The claim under test: near the voltage edge, share inter-arrival times of a mining ASIC stop
+being Poissonian ("CV excursions above and below unity", a "2.4 Hz heartbeat"). This package
+tests, per device and operating point, whether a share train is a homogeneous Poisson process,
+with p-values that are calibrated (checked by simulation in
+``tests/test_heartbeat_calibration.py``), multiple-testing control, effect sizes with
+confidence intervals, power calculations, and the papers' own metrics next to their Poisson
+values.
+
+Layout
+------
+:mod:`~asiclab.heartbeat.stats`
+    Pure statistics on numpy arrays: rate and CV with CIs, exponentiality (Lilliefors, Anderson-
+    Darling), conditional uniformity, autocorrelation and Ljung-Box, DFA, Fano and Allan factors.
+:mod:`~asiclab.heartbeat.spectral`
+    Point-process and count-series periodograms, max-over-frequencies peak tests, telemetry.
+:mod:`~asiclab.heartbeat.nulls`
+    Simulators (labelled simulated) and seeded Monte Carlo null tables.
+:mod:`~asiclab.heartbeat.battery`
+    The ten-test battery, Holm/BH correction and verdicts.
+:mod:`~asiclab.heartbeat.surrogates`
+    Shuffle / block-shuffle surrogates ("not exponential" vs "not independent").
+:mod:`~asiclab.heartbeat.paper`
+    The papers' windowed CV and histogram entropy, reproduced, against Poisson.
+:mod:`~asiclab.heartbeat.power`
+    Smallest detectable CV / modulation depth and events needed.
+:mod:`~asiclab.heartbeat.capture`
+    Dataset wrappers: :func:`open_captures`, :func:`op_event_times`, :func:`analyze_capture`.
+
+Figures are in :mod:`asiclab.heartbeat_plots`.
+"""
+
+from __future__ import annotations
+
+from asiclab.heartbeat._errors import (
+    CaptureSelectionError,
+    HeartbeatError,
+    HeartbeatInputError,
+    InsufficientDataError,
+)
+from asiclab.heartbeat.battery import (
+    TESTS,
+    BatteryConfig,
+    BatteryResult,
+    TestSpec,
+    adjust_pvalues,
+    adjust_rows,
+    run_battery,
+    spectral_tests,
+    verdict,
+)
+from asiclab.heartbeat.capture import (
+    HeartbeatReport,
+    analyze_capture,
+    analyze_intervals,
+    analyze_times,
+    op_event_times,
+    open_captures,
+    train_sizes,
+)
+from asiclab.heartbeat.nulls import (
+    simulate_gamma_intervals,
+    simulate_modulated_poisson_times,
+    simulate_poisson_intervals,
+)
+from asiclab.heartbeat.paper import paper_metrics, paper_metrics_table
+from asiclab.heartbeat.power import (
+    cv_test_power,
+    min_detectable_cv,
+    min_detectable_modulation,
+    modulation_test_power,
+    n_required_cv,
+    n_required_modulation,
+    power_curve_table,
+    simulated_power,
+)
+from asiclab.heartbeat.surrogates import surrogate_comparison
+
+__all__ = [
+    "TESTS",
+    "BatteryConfig",
+    "BatteryResult",
+    "CaptureSelectionError",
+    "HeartbeatError",
+    "HeartbeatInputError",
+    "HeartbeatReport",
+    "InsufficientDataError",
+    "TestSpec",
+    "adjust_pvalues",
+    "adjust_rows",
+    "analyze_capture",
+    "analyze_intervals",
+    "analyze_times",
+    "cv_test_power",
+    "min_detectable_cv",
+    "min_detectable_modulation",
+    "modulation_test_power",
+    "n_required_cv",
+    "n_required_modulation",
+    "op_event_times",
+    "open_captures",
+    "paper_metrics",
+    "paper_metrics_table",
+    "power_curve_table",
+    "run_battery",
+    "simulate_gamma_intervals",
+    "simulate_modulated_poisson_times",
+    "simulate_poisson_intervals",
+    "simulated_power",
+    "spectral_tests",
+    "surrogate_comparison",
+    "train_sizes",
+    "verdict",
+]
