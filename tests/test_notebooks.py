@@ -88,6 +88,30 @@ def test_quick_capture_is_labelled_simulated(quick_run: runner.RunResult):
     assert ds.sizes["op"] == 4 and ds.sizes["event"] > 1000
 
 
+def test_quick_heartbeat_recovers_the_model_truth(quick_run: runner.RunResult):
+    results = {(r["notebook"], r["name"]): r for r in json.loads(
+        (quick_run.run_dir / "results.json").read_text())["results"]}
+    truth = results[("02_heartbeat", "recovers_model_truth")]
+    assert truth["value"] is True, truth
+    # nominal voltage: Poisson; just above the edge: over-dispersed
+    assert results[("02_heartbeat", "heartbeat_d0_op0_cv")]["verdict"] == "consistent with Poisson"
+    assert results[("02_heartbeat", "heartbeat_d0_op2_cv")]["verdict"].startswith("over-dispersed")
+
+
+@pytest.mark.realdata
+def test_heartbeat_notebook_on_the_s9_log(realdata_dir, tmp_path):
+    """Known answer: CV of the S9 inter-arrival times is 0.827 +/- 0.002."""
+    res = runner.reproduce(QUICK, run_id="s9", runs_dir=tmp_path, progress=False, overrides={
+        "01_capture": {"source": "import", "log_format": "s9_stratum",
+                       "log_path": str(realdata_dir / "s9_stratum_shares.csv")}})
+    assert res.ok, [n.error for n in res.notebooks]
+    results = {r["name"]: r for r in json.loads(
+        (res.run_dir / "results.json").read_text())["results"] if r["notebook"] == "02_heartbeat"}
+    cv = results["heartbeat_d0_op0_cv"]
+    assert abs(cv["value"] - 0.827) <= 0.002
+    assert "recovers_model_truth" not in results  # no model truth for real data
+
+
 @pytest.mark.realdata
 @pytest.mark.parametrize(("fname", "fmt", "n"), [("s9_stratum_shares.csv", "s9_stratum", 2588),
                                                   ("lv06_bm1366_proofs.csv", "lv06_proofs", 32)])

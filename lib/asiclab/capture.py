@@ -408,8 +408,8 @@ def record_results(ds: xr.Dataset, table: pd.DataFrame | None = None) -> list[di
     if interrupted is not None:
         out.append(results.record(
             "interrupted", int(interrupted), "1",
-            note=f"live capture stopped early (1) or completed (0): "
-                 f"{dataset.get_attr(ds, 'stop_reason')}"))
+            note="capture stopped early (1) or completed (0)" + (
+                f": {reason}" if (reason := dataset.get_attr(ds, "stop_reason")) else "")))
     for _, row in table.iterrows():
         v = row["voltage_set_mV"]
         where = f"{v:.0f} mV" if np.isfinite(v) else f"op {int(row['op'])}"

@@ -64,7 +64,7 @@ def label_source(target: Any, source_kind: str, detail: str = "") -> None:
     """
     fig = target if isinstance(target, Figure) else target.figure
     text = f"{source_kind.upper()} DATA" + (f" ({detail})" if detail else "")
-    fig.text(0.995, 0.995, text, ha="right", va="top", fontsize=8, fontweight="bold",
+    fig.text(0.995, 0.005, text, ha="right", va="bottom", fontsize=8, fontweight="bold",
              color=_SOURCE_COLOURS.get(source_kind, "black"), alpha=0.9)
     fig._asiclab_source = source_kind  # type: ignore[attr-defined]
 
