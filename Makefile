@@ -31,7 +31,7 @@ test: $(STAMP)
 
 ## JupyterLab on notebooks/ with the asiclab kernel.
 lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root) $(ARGS)
 
 ## Benchmarks: print speed and memory figures.
 bench: $(STAMP)

@@ -11,6 +11,7 @@ Run as ``python benchmarks/bench_importers.py``. Prints:
 from __future__ import annotations
 
 import csv
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,18 +20,17 @@ from asiclab import importers, mining, results
 
 REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
 
-GENESIS_COINBASE = (
-    "01000000" "01" + "00" * 32 + "ffffffff" "4d"
-    "04ffff001d0104455468652054696d65732030332f4a616e2f32303039204368616e63656c6c6f72206f6e"
-    "206272696e6b206f66207365636f6e64206261696c6f757420666f722062616e6b73"
-    "ffffffff" "01" "00f2052a01000000" "43"
-    "4104678afdb0fe5548271967f1a67130b7105cd6a828e03909a67962e0ea1f61deb649f6bc3f4cef38c4f3"
-    "5504e51ec112de5c384df7ba0b8d578a4c702b6bf11d5f" "ac" "00000000"
-)
+
+def _genesis_coinbase() -> str:
+    """The genesis block's coinbase transaction (hex), from the tests' copy of the vectors."""
+    sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))
+    from vectors import GENESIS_COINBASE  # Bitcoin Core chainparams.cpp (see tests/vectors.py)
+
+    return GENESIS_COINBASE
 
 
 def _synthetic_s9(path: Path, n: int) -> Path:
-    cb = GENESIS_COINBASE
+    cb = _genesis_coinbase()
     cols = ["timestamp", "job_id", "version", "prevhash", "coinb1", "coinb2", "extranonce1",
             "extranonce2", "merkle_branch", "ntime", "nbits", "nonce"]
     with path.open("w", newline="") as fh:

@@ -1,7 +1,13 @@
-"""Shared fixtures: isolated run directories, and the optional real data beside the project."""
+"""Shared fixtures: isolated run directories, and the optional real data beside the project.
+
+``tests/`` is put on ``sys.path`` so that test modules (imported by pytest with
+``--import-mode=importlib``) can ``import vectors`` (the published known-answer vectors, copied
+once) and ``import helpers``.
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +17,9 @@ from asiclab import plotting, results
 ROOT = Path(__file__).resolve().parents[1]
 REALDATA = ROOT.parent / "shared" / "realdata"
 REFERENCE = ROOT.parent / "shared" / "reference"
+
+if str(ROOT / "tests") not in sys.path:
+    sys.path.append(str(ROOT / "tests"))
 
 
 @pytest.fixture(autouse=True)

@@ -4,9 +4,10 @@ Sources of the vectors copied below:
 
 * ``TV_COMMAND_FRAMES``, ``TV_SHARES``: ``shared/reference/testvectors.json``, taken from the
   open-source Bitaxe firmware (ESP-Miner): command frames of ``components/asic/bm1366.c`` and
-  the mainnet jobs of ``components/stratum/test/test_mining.c``.
+  the mainnet jobs of ``components/stratum/test/test_mining.c`` (copied in ``tests/vectors.py``).
 * ``CHIP_ID_REPLIES``: the correct chip-id replies of BM1366/BM1368/BM1370 quoted by the
-  Bitaxe maintainer in ESP-Miner issue "count_asic_chips accepts any 11 bytes" (2025-03-02).
+  Bitaxe maintainer in ESP-Miner issue "count_asic_chips accepts any 11 bytes" (2025-03-02)
+  (copied in ``tests/vectors.py``).
 * ``JOB_PACKET_*``: ESP-Miner ``components/asic/test/test_bitmain_job_packets.c`` (BM13xx work
   packet byte-exact test: CRC-16 0xD621 for job id 0x08, 0x05D4 for job id 0x18).
 * ``TRACE_*``: a UART trace of a real BM1366 (FTDI sniff, frames "->" host to chip and "<-"
@@ -29,6 +30,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import vectors
 from asiclab import AsiclabError, bm1366, mining
 from asiclab.bm1366 import (
     BM1366Job,
@@ -43,65 +45,9 @@ from asiclab.bm1366 import (
 
 # --------------------------------------------------------------------------- vectors
 
-TV_COMMAND_FRAMES = {  # testvectors.json "bm1366_command_frames" (ESP-Miner)
-    "read_chip_id": "55aa520500000a",
-    "chain_inactive": "55aa5305000003",
-    "set_address_0": "55aa400500001c",
-    "version_mask_all_ffff": "55aa510900a49000ffff1c",
-    "set_max_baud_reg28": "55aa510900281130020003",
-}
-
-TV_SHARES = [  # testvectors.json "share_difficulty" (ESP-Miner test_mining.c, mainnet jobs)
-    {
-        "prevhash_notify": "0c859545a3498373a57452fac22eb7113df2a465000543520000000000000000",
-        "version": "20000004",
-        "nbits": "1705ae3a",
-        "ntime": "647025b5",
-        "coinb1": "01000000010000000000000000000000000000000000000000000000000000000000000000"
-                  "ffffffff4b0389130cfabe6d6d5cbab26a2599e92916edec5657a94a0708ddb970f5c45b5d"
-                  "12905085617eff8e",
-        "extranonce1": "01000000",
-        "extranonce2": "00000000",
-        "coinb2": "31650707758de07b010000000000001cfd7038212f736c7573682f000000000379ad0c2a000"
-                  "000001976a9147c154ed1dc59609e3d26abb2df2ea3d587cd8c4188ac000000000000000"
-                  "02c6a4c2952534b424c4f434b3ae725d3994b811572c1f345deb98b56b465ef8e153ecbbd"
-                  "27fa37bf1b005161380000000000000000266a24aa21a9ed63b06a7946b190a3fda1d761"
-                  "65b25c9b883bcc6621b040773050ee2a1bb18f1800000000",
-        "merkle_branch": [
-            "2b77d9e413e8121cd7a17ff46029591051d0922bd90b2b2a38811af1cb57a2b2",
-            "5c8874cef00f3a233939516950e160949ef327891c9090467cead995441d22c5",
-            "2d91ff8e19ac5fa69a40081f26c5852d366d608b04d2efe0d5b65d111d0d8074",
-            "0ae96f609ad2264112a0b2dfb65624bedbcea3b036a59c0173394bba3a74e887",
-            "e62172e63973d69574a82828aeb5711fc5ff97946db10fc7ec32830b24df7bde",
-            "adb49456453aab49549a9eb46bb26787fb538e0a5f656992275194c04651ec97",
-            "a7bc56d04d2672a8683892d6c8d376c73d250a4871fdf6f57019bcc737d6d2c2",
-            "d94eceb8182b4f418cd071e93ec2a8993a0898d4c93bc33d9302f60dbbd0ed10",
-            "5ad7788b8c66f8f50d332b88a80077ce10e54281ca472b4ed9bbbbcb6cf99083",
-            "9f9d784b33df1b3ed3edb4211afc0dc1909af9758c6f8267e469f5148ed04809",
-            "48fd17affa76b23e6fb2257df30374da839d6cb264656a82e34b350722b05123",
-            "c4f5ab01913fc186d550c1a28f3f3e9ffaca2016b961a6a751f8cca0089df924",
-            "cff737e1d00176dd6bbfa73071adbb370f227cfb5fba186562e4060fcec877e1",
-        ],
-        "merkle_root": "5bdc1968499c3393873edf8e07a1c3a50a97fc3a9d1a376bbf77087dd63778eb",
-        "nonce": "0a029ed1",
-        "difficulty": 683.5109367312982,
-    },
-    {
-        "prevhash_notify": "d02b10fc0d4711eae1a805af50a8a83312a2215e00017f2b0000000000000000",
-        "version": "20000004",
-        "nbits": "1705ae3a",
-        "ntime": "646ff1a9",
-        "merkle_root": "6d0359c451434605c52a5a9ce074340be47c2c63840731f9edf1db3f26b1cdd9",
-        "nonce": "276e8947",
-        "difficulty": 18.043465815769544,
-    },
-]
-
-CHIP_ID_REPLIES = {  # ESP-Miner issue (skot, 2025-03-02): correct chip-id responses
-    0x1366: "aa551366000000000000" "05",
-    0x1368: "aa551368000000000000" "0f",
-    0x1370: "aa551370000000000000" "10",
-}
+TV_COMMAND_FRAMES = vectors.BM1366_COMMAND_FRAMES
+TV_SHARES = [vectors.ESP_SHARE_FULL, vectors.ESP_SHARE_ROOT]
+CHIP_ID_REPLIES = vectors.BM1366_CHIP_ID_REPLIES
 
 JOB_PACKET_PAYLOAD_TAIL = (  # test_bitmain_job_packets.c: payload after the job id byte
     bytes([0x01, 0x78, 0x56, 0x34, 0x12, 0x01, 0xDD, 0x05, 0x17, 0xD8, 0x8B, 0x65, 0x64])

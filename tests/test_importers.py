@@ -19,57 +19,19 @@ import numpy as np
 import pytest
 import xarray as xr
 
+import vectors
 from asiclab import AsiclabError, results
 from asiclab import importers as im
 from asiclab import mining as mn
 from asiclab.dataset import open_capture, save_capture, validate_capture
+from vectors import GENESIS_COINBASE, GENESIS_HASH
 
 # --------------------------------------------------------------------------- known answers
 
-GENESIS_HASH = "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f"
-GENESIS_COINBASE = (
-    "01000000" "01" + "00" * 32 + "ffffffff" "4d"
-    "04ffff001d0104455468652054696d65732030332f4a616e2f32303039204368616e63656c6c6f72206f6e"
-    "206272696e6b206f66207365636f6e64206261696c6f757420666f722062616e6b73"
-    "ffffffff" "01" "00f2052a01000000" "43"
-    "4104678afdb0fe5548271967f1a67130b7105cd6a828e03909a67962e0ea1f61deb649f6bc3f4cef38c4f3"
-    "5504e51ec112de5c384df7ba0b8d578a4c702b6bf11d5f" "ac" "00000000"
-)
+# Bitcoin genesis block and ESP-Miner's first share vector: tests/vectors.py (sources there)
 GENESIS_DIFFICULTY = mn.DIFF1_TARGET / int(GENESIS_HASH, 16)  # ~2536.4, from the published hash
-
-# ESP-Miner components/stratum/test/test_mining.c (first share vector)
-ESP_SHARE = {
-    "prevhash": "0c859545a3498373a57452fac22eb7113df2a465000543520000000000000000",
-    "version": "20000004",
-    "nbits": "1705ae3a",
-    "ntime": "647025b5",
-    "coinb1": "01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff"
-    "4b0389130cfabe6d6d5cbab26a2599e92916edec5657a94a0708ddb970f5c45b5d12905085617eff8e",
-    "extranonce1": "01000000",
-    "extranonce2": "00000000",
-    "coinb2": "31650707758de07b010000000000001cfd7038212f736c7573682f000000000379ad0c2a000000"
-    "001976a9147c154ed1dc59609e3d26abb2df2ea3d587cd8c4188ac00000000000000002c6a4c2952534b"
-    "424c4f434b3ae725d3994b811572c1f345deb98b56b465ef8e153ecbbd27fa37bf1b00516138000000000"
-    "0000000266a24aa21a9ed63b06a7946b190a3fda1d76165b25c9b883bcc6621b040773050ee2a1bb18f1"
-    "800000000",
-    "merkle_branch": [
-        "2b77d9e413e8121cd7a17ff46029591051d0922bd90b2b2a38811af1cb57a2b2",
-        "5c8874cef00f3a233939516950e160949ef327891c9090467cead995441d22c5",
-        "2d91ff8e19ac5fa69a40081f26c5852d366d608b04d2efe0d5b65d111d0d8074",
-        "0ae96f609ad2264112a0b2dfb65624bedbcea3b036a59c0173394bba3a74e887",
-        "e62172e63973d69574a82828aeb5711fc5ff97946db10fc7ec32830b24df7bde",
-        "adb49456453aab49549a9eb46bb26787fb538e0a5f656992275194c04651ec97",
-        "a7bc56d04d2672a8683892d6c8d376c73d250a4871fdf6f57019bcc737d6d2c2",
-        "d94eceb8182b4f418cd071e93ec2a8993a0898d4c93bc33d9302f60dbbd0ed10",
-        "5ad7788b8c66f8f50d332b88a80077ce10e54281ca472b4ed9bbbbcb6cf99083",
-        "9f9d784b33df1b3ed3edb4211afc0dc1909af9758c6f8267e469f5148ed04809",
-        "48fd17affa76b23e6fb2257df30374da839d6cb264656a82e34b350722b05123",
-        "c4f5ab01913fc186d550c1a28f3f3e9ffaca2016b961a6a751f8cca0089df924",
-        "cff737e1d00176dd6bbfa73071adbb370f227cfb5fba186562e4060fcec877e1",
-    ],
-    "nonce": "0a029ed1",
-}
-ESP_DIFFICULTY = 683.5109367312982
+ESP_SHARE = vectors.share_inputs(vectors.ESP_SHARE_FULL)  # job fields and submitted nonce
+ESP_DIFFICULTY = vectors.ESP_SHARE_FULL["difficulty"]
 
 S9_COLUMNS = [
     "timestamp", "job_id", "jitter_ms", "version", "prevhash", "coinb1", "coinb2",

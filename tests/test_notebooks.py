@@ -133,3 +133,25 @@ def test_capture_notebook_carries_the_model_equations():
     nb = nbformat.read(ROOT / "notebooks" / "01_capture.ipynb", as_version=4)
     md = [c.source for c in nb.cells if c.cell_type == "markdown"]
     assert MODEL_EQUATIONS_MD.strip() in md
+
+
+@pytest.mark.parametrize(("mode", "extra"), [
+    ("cpu", {"voltages_mV": [1200.0], "dwell_s": 8.0}),
+    ("emulated", {"voltages_mV": [1200.0, 1180.0], "dwell_s": 4.0,
+                  "emulator_time_scale": 20.0}),
+])
+def test_live_captures_go_through_the_heartbeat_notebook(tmp_path, mode, extra):
+    """The CPU-miner null control and the emulator feed 02_heartbeat like any other capture."""
+    res = runner.reproduce(QUICK, run_id=f"live-{mode}", runs_dir=tmp_path, progress=False,
+                           overrides={
+                               "01_capture": {"source": "live", "live_mode": mode,
+                                              "settle_s": 0.5, "telemetry_interval_s": 0.5,
+                                              **extra},
+                               "02_heartbeat": {"min_events": 20, "n_surrogates": 19}})
+    assert res.ok, [n.error for n in res.notebooks]
+    results = [r for r in json.loads((res.run_dir / "results.json").read_text())["results"]
+               if r["notebook"] == "02_heartbeat"]
+    names = {r["name"] for r in results}
+    assert "heartbeat_d0_op0_cv" in names and "recovers_model_truth" not in names
+    assert all("source emulated" in r["note"] for r in results
+               if r["name"].startswith("heartbeat_") and r["name"].endswith("_cv"))

@@ -335,6 +335,15 @@ def _check_u32(value: Any, name: str) -> int:
     return v
 
 
+def _register_word(value: int | bytes | bytearray) -> bytes:
+    """A register value as its 4 wire bytes: a u32 int (big-endian) or 4 bytes as given."""
+    if isinstance(value, bytes | bytearray):
+        if len(value) != 4:
+            raise BM1366ValueError(f"value: expected 4 bytes, got {len(value)}")
+        return bytes(value)
+    return _check_u32(value, "value").to_bytes(4, "big")
+
+
 def encode_command(header: int, data: bytes | bytearray) -> bytes:
     """Command frame ``55 AA | header | len(data)+3 | data | crc5``.
 
@@ -510,12 +519,7 @@ def write_register_command(register: int, value: int | bytes | bytearray, *,
     """
     _check_byte(register, "register")
     _check_byte(chip_address, "chip_address")
-    if isinstance(value, bytes | bytearray):
-        if len(value) != 4:
-            raise BM1366ValueError(f"value: expected 4 bytes, got {len(value)}")
-        word = bytes(value)
-    else:
-        word = _check_u32(value, "value").to_bytes(4, "big")
+    word = _register_word(value)
     header = TYPE_CMD | (GROUP_ALL if broadcast else GROUP_SINGLE) | CMD_WRITE
     return encode_command(header, bytes((chip_address, register)) + word)
 
@@ -666,13 +670,10 @@ def decode_pll_register(value: int | bytes | bytearray) -> PLLSetting:
     BM1366ValueError
         A zero divider (no frequency).
     """
-    raw = value if isinstance(value, bytes | bytearray) else _check_u32(value, "value").to_bytes(
-        4, "big")
-    if len(raw) != 4:
-        raise BM1366ValueError(f"value: expected 4 bytes, got {len(raw)}")
+    raw = _register_word(value)
     vdo, fb, refdiv, post = raw
     if fb == 0 or refdiv == 0:
-        raise BM1366ValueError(f"PLL value {bytes(raw).hex()} has a zero divider")
+        raise BM1366ValueError(f"PLL value {raw.hex()} has a zero divider")
     return PLLSetting(fb, refdiv, (post >> 4) + 1, (post & 0x0F) + 1, vdo)
 
 
@@ -741,10 +742,7 @@ def difficulty_from_ticket_mask(value: int | bytes | bytearray) -> int:
     BM1366ValueError
         The value is not of the form ``2**k - 1`` after un-reversing the bytes.
     """
-    raw = value if isinstance(value, bytes | bytearray) else _check_u32(value, "value").to_bytes(
-        4, "big")
-    if len(raw) != 4:
-        raise BM1366ValueError(f"value: expected 4 bytes, got {len(raw)}")
+    raw = _register_word(value)
     mask = int.from_bytes(bytes(_reverse_bits(b) for b in raw), "big")
     if mask & (mask + 1):
         raise BM1366ValueError(f"ticket mask 0x{mask:08x} is not of the form 2**k - 1")
@@ -780,10 +778,7 @@ def version_mask_value(mask: int = DEFAULT_VERSION_MASK) -> bytes:
 
 def version_mask_from_register(value: int | bytes | bytearray) -> int:
     """Inverse of :func:`version_mask_value`: the rolling mask in a register 0xA4 value."""
-    raw = value if isinstance(value, bytes | bytearray) else _check_u32(value, "value").to_bytes(
-        4, "big")
-    if len(raw) != 4:
-        raise BM1366ValueError(f"value: expected 4 bytes, got {len(raw)}")
+    raw = _register_word(value)
     return int.from_bytes(raw[2:4], "big") << 13
 
 

@@ -32,6 +32,7 @@ import xarray as xr
 from scipy import stats
 
 from asiclab import AsiclabError, dataset
+from asiclab.heartbeat.stats import rate_confidence_interval
 from asiclab.params import Param
 
 SOURCES = ("sim", "import", "live")
@@ -201,6 +202,13 @@ def poisson_rate_ci(n: int, duration_s: float, level: float = 0.95) -> tuple[flo
     (float, float)
         Lower and upper bound of the rate [1/s].
 
+    See Also
+    --------
+    asiclab.heartbeat.stats.rate_confidence_interval : the interval for ``n`` inter-arrival
+        intervals spanning ``T`` from the first to the last event (``2 lambda T ~ chi2(2n)``,
+        upper bound from ``chi2(2n)`` rather than ``chi2(2n + 2)``); the right one when the time
+        is measured between events rather than over a fixed observation window.
+
     References
     ----------
     F. Garwood, "Fiducial limits for the Poisson distribution", Biometrika 28 (1936) 437-442,
@@ -217,8 +225,10 @@ def poisson_rate_ci(n: int, duration_s: float, level: float = 0.95) -> tuple[flo
 def summary_table(ds: xr.Dataset) -> pd.DataFrame:
     """Per device and operating point: set point, duration, valid/invalid counts, rate with CI.
 
-    The rate is valid events per second of the operating point's duration (from the ops table;
-    when unknown, the span of its events), with an exact 95 % Poisson CI.
+    The rate is valid events per second of the operating point's duration from the ops table,
+    with Garwood's exact 95 % CI; when the window is unknown (imported logs), it is the number of
+    gaps between the first and last valid event over their span, with the exact gamma CI of
+    :func:`asiclab.heartbeat.stats.rate_confidence_interval`.
     """
     rows = []
     dev, op, valid = (ds["device_index"].values, ds["op_index"].values,
@@ -229,20 +239,26 @@ def summary_table(ds: xr.Dataset) -> pd.DataFrame:
         d = int(ds["op_device_index"].values[k])
         t0, t1 = int(ds["op_t_start_ns"].values[k]), int(ds["op_t_end_ns"].values[k])
         m &= dev == d
-        if t0 >= 0 and t1 > t0:
-            dur = (t1 - t0) * 1e-9
-        elif m.any():
-            dur = (t[m].max() - t[m].min()) * 1e-9
-        else:
-            dur = float("nan")
         n_valid, n_invalid = int((m & valid).sum()), int((m & ~valid).sum())
-        lo, hi = poisson_rate_ci(n_valid, dur)
+        if t0 >= 0 and t1 > t0:  # a known window: n events counted in it (Garwood)
+            dur = (t1 - t0) * 1e-9
+            rate = n_valid / dur
+            lo, hi = poisson_rate_ci(n_valid, dur)
+        elif n_valid >= 2:  # window unknown: n - 1 gaps between first and last valid event
+            tv = t[m & valid]
+            dur = (tv.max() - tv.min()) * 1e-9
+            if dur > 0:
+                rate, lo, hi = rate_confidence_interval(n_valid - 1, dur)
+            else:
+                rate = lo = hi = float("nan")
+        else:
+            dur = rate = lo = hi = float("nan")
         rows.append({
             "device": d, "op": k, "voltage_set_mV": float(ds["op_voltage_set"].values[k]),
             "frequency_set_MHz": float(ds["op_frequency_set"].values[k]), "duration_s": dur,
             "n_valid": n_valid, "n_invalid": n_invalid,
             "invalid_fraction": n_invalid / max(n_valid + n_invalid, 1),
-            "rate_per_s": n_valid / dur if dur > 0 else float("nan"),
+            "rate_per_s": rate,
             "rate_ci_low": lo, "rate_ci_high": hi,
         })
     return pd.DataFrame(rows)
@@ -413,9 +429,11 @@ def record_results(ds: xr.Dataset, table: pd.DataFrame | None = None) -> list[di
     for _, row in table.iterrows():
         v = row["voltage_set_mV"]
         where = f"{v:.0f} mV" if np.isfinite(v) else f"op {int(row['op'])}"
+        if np.isfinite(row["frequency_set_MHz"]):
+            where += f", {row['frequency_set_MHz']:.0f} MHz"
         out.append(results.record(
             f"rate_dev{int(row['device'])}_op{int(row['op'])}", float(row["rate_per_s"]), "1/s",
             [float(row["rate_ci_low"]), float(row["rate_ci_high"])],
-            note=f"valid-event rate at {where}, {row['frequency_set_MHz']:.0f} MHz; "
+            note=f"valid-event rate at {where}; "
                  f"exact 95 % Poisson CI{per}"))
     return out

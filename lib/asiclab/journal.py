@@ -63,7 +63,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,6 +185,17 @@ def _jsonable(value: Any) -> Any:
 
 def _now() -> tuple[int, int]:
     return time.time_ns(), time.monotonic_ns()
+
+
+def _record_device(f: Mapping[str, Any], allowed: Sequence[str], what: str) -> int:
+    """Check the field names of an event / telemetry record; its ``device_index`` (default 0)."""
+    unknown = set(f) - set(allowed)
+    if unknown:
+        raise JournalError(f"unknown {what} field(s): {sorted(unknown)}")
+    dev = _int(f.get("device_index"), "device_index", 0)
+    if dev < 0:
+        raise JournalError(f"device_index must be >= 0, got {dev}")
+    return dev
 
 
 # --------------------------------------------------------------------------- latency statistics
@@ -572,6 +583,10 @@ class Journal:
         """Index of the device's open operating point, or -1."""
         return self._current_op.get(device_index, -1)
 
+    def _op_of(self, device_index: int, op_index: Any) -> int:
+        """``op_index`` of a record, by default the device's open operating point (or -1)."""
+        return self.current_op(device_index) if op_index is None else _int(op_index, "op_index")
+
     # ------------------------------------------------------------------ events
     def append_event(self, row: Mapping[str, Any] | None = None, /, **fields: Any) -> None:
         """Record one event (share / nonce / submission).
@@ -588,19 +603,13 @@ class Journal:
         """
         f = dict(row or {})
         f.update(fields)
-        unknown = set(f) - set(EVENT_FIELDS)
-        if unknown:
-            raise JournalError(f"unknown event field(s): {sorted(unknown)}")
+        dev = _record_device(f, EVENT_FIELDS, "event")
         t_host, t_mono = _now()
-        dev = _int(f.get("device_index"), "device_index", 0)
-        if dev < 0:
-            raise JournalError(f"device_index must be >= 0, got {dev}")
-        op = f.get("op_index")
         self.append_event_fields(
             _int(f.get("t_host_ns"), "t_host_ns", t_host),
             _int(f.get("t_mono_ns"), "t_mono_ns", t_mono),
             dev,
-            self._current_op.get(dev, -1) if op is None else _int(op, "op_index"),
+            self._op_of(dev, f.get("op_index")),
             _text(f.get("job_id", "")),
             _int(f.get("nonce"), "nonce"),
             _int(f.get("core_id"), "core_id"),
@@ -673,15 +682,9 @@ class Journal:
         f: dict[str, Any] = {}
         for k, v in {**dict(row or {}), **fields}.items():
             f[k[4:] if k.startswith("tel_") else k] = v
-        unknown = set(f) - set(TELEMETRY_FIELDS)
-        if unknown:
-            raise JournalError(f"unknown telemetry field(s): {sorted(unknown)}")
+        dev = _record_device(f, TELEMETRY_FIELDS, "telemetry")
         t_host, t_mono = _now()
-        dev = _int(f.get("device_index"), "device_index", 0)
-        if dev < 0:
-            raise JournalError(f"device_index must be >= 0, got {dev}")
-        op = f.get("op_index")
-        op_i = self._current_op.get(dev, -1) if op is None else _int(op, "op_index")
+        op_i = self._op_of(dev, f.get("op_index"))
         vals = ",".join(_num(_float(f.get(k), k)) for k in _TEL_FLOATS)
         line = (f'["T",{_int(f.get("t_host_ns"), "t_host_ns", t_host)},'
                 f'{_int(f.get("t_mono_ns"), "t_mono_ns", t_mono)},{dev},{op_i},{vals}]\n')

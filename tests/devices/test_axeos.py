@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -39,6 +38,7 @@ from asiclab.devices.axeos import (
     source_kind_of,
 )
 from asiclab.devices.emulated_axeos import AxeOSEmulator
+from helpers import wait_until
 
 
 class FakeChip:
@@ -65,14 +65,6 @@ class FakeChip:
             "frequency": self.f,
             "hashrate": self.f * 0.894,
         }
-
-
-def wait_until(pred: Any, timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.01)
 
 
 def dead_url() -> str:

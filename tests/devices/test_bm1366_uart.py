@@ -4,9 +4,10 @@ On ``loop://`` everything the driver writes comes back to it: its own commands a
 garbage for the reply decoder (counted, skipped), and a test writes chip replies itself. The
 end-to-end tests against the pty emulator are in ``test_emulated_bm1366.py``.
 
-Vector (copied): the second ``share_difficulty`` job of ``shared/reference/testvectors.json``,
-a mainnet job from the unit tests of the Bitaxe firmware (ESP-Miner
-``components/stratum/test/test_mining.c``): nonce ``276e8947`` has difficulty 18.0434658...
+Vector (copied in ``tests/vectors.py``): the second ``share_difficulty`` job of
+``shared/reference/testvectors.json``, a mainnet job from the unit tests of the Bitaxe firmware
+(ESP-Miner ``components/stratum/test/test_mining.c``): nonce ``276e8947`` has difficulty
+18.0434658...
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+import vectors
 from asiclab import bm1366, dataset, mining
 from asiclab.devices.bm1366_uart import (
     ERROR_DUPLICATE,
@@ -34,15 +36,7 @@ from asiclab.devices.bm1366_uart import (
     port_from_env,
 )
 
-TV = {  # testvectors.json share_difficulty[1] (ESP-Miner test_mining.c)
-    "prevhash_notify": "d02b10fc0d4711eae1a805af50a8a83312a2215e00017f2b0000000000000000",
-    "version": "20000004",
-    "nbits": "1705ae3a",
-    "ntime": "646ff1a9",
-    "merkle_root": "6d0359c451434605c52a5a9ce074340be47c2c63840731f9edf1db3f26b1cdd9",
-    "nonce": "276e8947",
-    "difficulty": 18.043465815769544,
-}
+TV = vectors.ESP_SHARE_ROOT  # testvectors.json share_difficulty[1] (ESP-Miner test_mining.c)
 
 
 def _job_fields() -> dict:

@@ -11,18 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import vectors
 from asiclab import mining
 from asiclab.devices.cpu_miner import AGENT, CPUMiner, CPUMinerError, search_worker
 from asiclab.devices.stratum_server import StratumCaptureServer
 from asiclab.journal import read_jobs, read_journal
 
 # Header of the first share vector of ESP-Miner's test_mining.c (shared/reference/
-# testvectors.json): its published nonce 0x0a029ed1 gives difficulty 683.5109367312982.
-_PREFIX_HEX = dict(
-    version="20000004",
-    prevhash="0c859545a3498373a57452fac22eb7113df2a465000543520000000000000000",
-    merkle_root="5bdc1968499c3393873edf8e07a1c3a50a97fc3a9d1a376bbf77087dd63778eb",
-    ntime="647025b5", nbits="1705ae3a")
+# testvectors.json; copied in tests/vectors.py): its published nonce 0x0a029ed1 gives difficulty
+# 683.5109367312982.
+_PREFIX_HEX = {k: vectors.ESP_SHARE_FULL[k] for k in ("version", "merkle_root", "ntime", "nbits")}
+_PREFIX_HEX["prevhash"] = vectors.ESP_SHARE_FULL["prevhash_notify"]
 
 
 def test_search_worker_finds_exactly_the_reference_nonces() -> None:

@@ -24,6 +24,7 @@ from asiclab.devices.emulated_axeos import (
     ChipHandle,
     _suffix,
 )
+from helpers import wait_until
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -87,14 +88,6 @@ def get_json(emu: AxeOSEmulator, path: str) -> Any:
     status, body = call(emu, "GET", path)
     assert status == 200
     return json.loads(body)
-
-
-def wait_until(pred: Any, timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.01)
 
 
 @pytest.fixture

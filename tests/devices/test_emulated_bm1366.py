@@ -3,9 +3,9 @@
 The emulator is first exercised with plain pyserial and byte strings (command vectors copied
 from ``shared/reference/testvectors.json``, which come from the Bitaxe firmware ESP-Miner; the
 chip-id reply ``AA 55 13 66 00 00 00 00 00 00 05`` of a real BM1366 quoted in ESP-Miner's issue
-tracker), and its nonces are verified with :mod:`asiclab.mining` only, so that a mistake shared
-by the driver and the emulator cannot hide. Then the driver runs against it with corrupted
-frames injected.
+tracker; both in ``tests/vectors.py``), and its nonces are verified with :mod:`asiclab.mining`
+only, so that a mistake shared by the driver and the emulator cannot hide. Then the driver runs
+against it with corrupted frames injected.
 
 Rates are checked against the emulator's virtual (chip) time, never against the wall clock.
 """
@@ -20,28 +20,18 @@ import time
 import pytest
 import serial
 
+import vectors
 from asiclab import bm1366, dataset, mining
 from asiclab.bm1366 import BM1366Job, FrameReader, NonceReply, RegisterReply
 from asiclab.devices.bm1366_uart import ERROR_HARDWARE, BM1366Driver
 from asiclab.devices.emulated_bm1366 import EmulatedBM1366, EmulatorError
 
-VEC = {  # testvectors.json bm1366_command_frames (ESP-Miner)
-    "read_chip_id": "55aa520500000a",
-    "chain_inactive": "55aa5305000003",
-    "set_address_0": "55aa400500001c",
-    "version_mask_all_ffff": "55aa510900a49000ffff1c",
-    "set_max_baud_reg28": "55aa510900281130020003",
-}
-REAL_CHIP_ID_REPLY = "aa551366000000000000" "05"
+VEC = vectors.BM1366_COMMAND_FRAMES  # testvectors.json bm1366_command_frames (ESP-Miner)
+REAL_CHIP_ID_REPLY = vectors.BM1366_CHIP_ID_REPLIES[0x1366]
 PLL_485 = "55aa5109000850c202401c"  # from a real BM1366 init trace (skot/ESP-Miner bm1366.c)
 
-TV_JOB = {  # testvectors.json share_difficulty[1] (ESP-Miner test_mining.c)
-    "prevhash": "d02b10fc0d4711eae1a805af50a8a83312a2215e00017f2b0000000000000000",
-    "version": "20000004",
-    "nbits": "1705ae3a",
-    "ntime": "646ff1a9",
-    "merkle_root": "6d0359c451434605c52a5a9ce074340be47c2c63840731f9edf1db3f26b1cdd9",
-}
+# testvectors.json share_difficulty[1] (ESP-Miner test_mining.c): the job, without its nonce
+TV_JOB = {k: v for k, v in vectors.share_inputs(vectors.ESP_SHARE_ROOT).items() if k != "nonce"}
 
 ND = 2.0**-20  # emulator nonce difficulty in these tests (~4000 hashes per nonce)
 

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+import vectors
 from asiclab import mining
 from asiclab.devices.emulated_axeos import ChipHandle
 from asiclab.devices.emulated_lv06 import (
@@ -24,11 +25,10 @@ from asiclab.devices.stratum_server import StratumCaptureServer
 from asiclab.journal import read_journal, recover
 
 # Known-answer header: the second share vector of ESP-Miner's test_mining.c
-# (shared/reference/testvectors.json, "merkle root given directly"), difficulty 18.043465815769544.
-_VEC = {"prevhash": "d02b10fc0d4711eae1a805af50a8a83312a2215e00017f2b0000000000000000",
-        "version": "20000004", "nbits": "1705ae3a", "ntime": "646ff1a9",
-        "merkle_root": "6d0359c451434605c52a5a9ce074340be47c2c63840731f9edf1db3f26b1cdd9",
-        "nonce": "276e8947", "difficulty": 18.043465815769544}
+# (shared/reference/testvectors.json, "merkle root given directly"; copied in tests/vectors.py),
+# difficulty 18.043465815769544.
+_VEC = {**vectors.share_inputs(vectors.ESP_SHARE_ROOT),
+        "difficulty": vectors.ESP_SHARE_ROOT["difficulty"]}
 
 
 class ScriptedChip:

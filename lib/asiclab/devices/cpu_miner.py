@@ -30,10 +30,9 @@ from typing import Any
 from asiclab import AsiclabError, mining
 from asiclab.devices.stratum_server import (
     ClientJob,
-    MinerThread,
     StratumClient,
     StratumError,
-    SubmitResult,
+    StratumMiner,
 )
 
 __all__ = ["AGENT", "CPUMiner", "CPUMinerError", "CPUMinerStats", "search_worker"]
@@ -86,6 +85,9 @@ def search_worker(conn: Connection) -> None:
                 conn.send(("hit", work_id, n, time.monotonic_ns()))
         hashes += stop - nonce
         nonce = stop
+        # In thread mode this loop shares the GIL with the miner's event loop: yield it after
+        # every chunk, so that Stratum notifications and our hits are handled without delay.
+        time.sleep(0)
         if nonce >= 1 << 32:
             conn.send(("done", work_id))
             work = None
@@ -127,8 +129,10 @@ class CPUMinerStats:
         return self.hashes / self.hash_seconds if self.hash_seconds > 0 else math.nan
 
 
-class CPUMiner:
+class CPUMiner(StratumMiner):
     """Host-CPU SHA256d miner speaking Stratum v1 to the capture server.
+
+    ``stop()`` and ``thread()`` come from :class:`~asiclab.devices.stratum_server.StratumMiner`.
 
     Parameters
     ----------
@@ -166,6 +170,7 @@ class CPUMiner:
             raise CPUMinerError(f"suggest_difficulty must be > 0, got {suggest_difficulty!r}")
         if not agent.startswith("asiclab-"):
             raise CPUMinerError("agent must start with 'asiclab-' (labels the data emulated)")
+        super().__init__()
         self.host = host
         self.port = int(port)
         self.worker = worker
@@ -174,21 +179,9 @@ class CPUMiner:
         self.mode = mode
         self.agent = agent
         self.stats = CPUMinerStats()
-        self._stop = threading.Event()
         self._works: collections.OrderedDict[int, tuple[ClientJob, bytes]] = \
             collections.OrderedDict()
         self._work_id = 0
-        self._en2 = 0
-        self._pending: set[asyncio.Future[SubmitResult]] = set()
-
-    def stop(self) -> None:
-        """Ask :meth:`run` to finish (thread-safe)."""
-        self._stop.set()
-
-    def thread(self, duration_s: float | None = None, *, max_shares: int | None = None
-               ) -> MinerThread:
-        """A :class:`~asiclab.devices.stratum_server.MinerThread` running this miner."""
-        return MinerThread(self, duration_s=duration_s, max_shares=max_shares)
 
     def _start_worker(self) -> tuple[Connection, Any]:
         if self.mode == "process":
@@ -206,9 +199,7 @@ class CPUMiner:
         return parent, th
 
     def _give_work(self, conn: Connection, client: StratumClient, job: ClientJob) -> None:
-        self._en2 += 1
-        en2 = (self._en2 % (1 << (8 * client.extranonce2_size))).to_bytes(
-            client.extranonce2_size, "big")
+        en2 = self._next_extranonce2(client)
         prefix = job.header_prefix(client.extranonce1, en2)
         self._work_id += 1
         self._works[self._work_id] = (job, en2)
@@ -303,8 +294,7 @@ class CPUMiner:
                         self.stats.hashes += int(msg[1])
                         self.stats.hash_seconds += float(msg[2])
             conn.close()
-            if self._pending:
-                await asyncio.wait(list(self._pending), timeout=5.0)
+            await self._drain()
             await client.close()
         return self.stats
 
@@ -313,18 +303,4 @@ class CPUMiner:
         if entry is None or client.closed:
             return
         job, en2 = entry
-        fut = client.submit_nowait(job.job_id, en2.hex(), f"{job.ntime:08x}", f"{nonce:08x}")
-        self.stats.submitted += 1
-        self._pending.add(fut)
-
-        def _result(f: asyncio.Future[SubmitResult]) -> None:
-            self._pending.discard(f)
-            if f.cancelled() or f.exception() is not None:
-                return
-            res = f.result()
-            if res.accepted:
-                self.stats.accepted += 1
-            else:
-                self.stats.rejected[res.error_code] += 1
-
-        fut.add_done_callback(_result)
+        self._submit_counted(client, job.job_id, en2.hex(), f"{job.ntime:08x}", f"{nonce:08x}")

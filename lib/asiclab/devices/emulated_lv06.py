@@ -39,7 +39,6 @@ import asyncio
 import collections
 import hashlib
 import math
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -49,9 +48,9 @@ import numpy as np
 from asiclab import AsiclabError, mining
 from asiclab.devices.stratum_server import (
     ERR_LOW_DIFFICULTY,
-    MinerThread,
     StratumClient,
     StratumError,
+    StratumMiner,
     SubmitResult,
 )
 
@@ -207,8 +206,10 @@ def _as_handle(chip: Any, seed: int) -> Any:
     return chip if isinstance(chip, ChipHandle) else ChipHandle(chip)
 
 
-class EmulatedLV06:
+class EmulatedLV06(StratumMiner):
     """Stratum client of the emulated LV06 (see the module docstring).
+
+    ``stop()`` and ``thread()`` come from :class:`~asiclab.devices.stratum_server.StratumMiner`.
 
     Parameters
     ----------
@@ -265,6 +266,7 @@ class EmulatedLV06:
                 raise EmulatorError(f"{name} must be finite and > 0, got {value!r}")
         if not agent.startswith("asiclab-"):
             raise EmulatorError("agent must start with 'asiclab-' (labels the data emulated)")
+        super().__init__()
         self.host = host
         self.port = int(port)
         self.handle = _as_handle(chip, seed)
@@ -281,20 +283,8 @@ class EmulatedLV06:
         self.difficulty_wait_s = float(difficulty_wait_s)
         self.stats = EmulatorStats()
         self._rng = np.random.default_rng([int(seed), 0x5732])
-        self._stop = threading.Event()
-        self._en2 = 0
-        self._pending: set[asyncio.Future[SubmitResult]] = set()
 
     # ------------------------------------------------------------------ control
-    def stop(self) -> None:
-        """Ask :meth:`run` to finish (thread-safe; returns at once)."""
-        self._stop.set()
-
-    def thread(self, duration_s: float | None = None, *, max_shares: int | None = None
-               ) -> MinerThread:
-        """A :class:`~asiclab.devices.stratum_server.MinerThread` running this emulator."""
-        return MinerThread(self, duration_s=duration_s, max_shares=max_shares)
-
     def _done(self, t_end: float | None, max_shares: int | None) -> bool:
         return (self._stop.is_set() or (t_end is not None and time.monotonic() >= t_end)
                 or (max_shares is not None and self.stats.submitted >= max_shares))
@@ -343,10 +333,6 @@ class EmulatedLV06:
                 await self._drain()
                 await client.close()
         return self.stats
-
-    async def _drain(self, timeout: float = 5.0) -> None:
-        if self._pending:
-            await asyncio.wait(list(self._pending), timeout=timeout)
 
     # ------------------------------------------------------------------ mining
     async def _wait_for_difficulty(self, client: StratumClient) -> None:
@@ -429,9 +415,7 @@ class EmulatedLV06:
             raise EmulatorError("no job")
         d = job.difficulty
         for _ in range(64):
-            self._en2 += 1
-            en2 = (self._en2 % (1 << (8 * client.extranonce2_size))).to_bytes(
-                client.extranonce2_size, "big")
+            en2 = self._next_extranonce2(client)
             vbits = (int(self._rng.integers(0, 1 << 16)) << 13) & client.version_mask
             prefix = job.header_prefix(client.extranonce1, en2, vbits)
             start = int(self._rng.integers(0, _CORE_SLICE))
@@ -449,24 +433,13 @@ class EmulatedLV06:
                             f"{d:g}")
 
     def _submit(self, client: StratumClient, share: PreparedShare) -> None:
-        vb = share.version_bits if client.version_mask else None
-        fut = client.submit_nowait(share.job_id, share.extranonce2, share.ntime, share.nonce, vb)
-        self.stats.submitted += 1
-        self._pending.add(fut)
-
-        def _result(f: asyncio.Future[SubmitResult]) -> None:
-            self._pending.discard(f)
-            if f.cancelled() or f.exception() is not None:
-                return
-            res = f.result()
-            if res.accepted:
-                self.stats.accepted += 1
-            else:
-                self.stats.rejected[res.error_code] += 1
+        def _check(res: SubmitResult) -> None:
             expected = 0 if share.model_valid else ERR_LOW_DIFFICULTY
             if res.error_code != expected:
                 self.stats.unexpected += 1
             self.handle.record_share(res.accepted, share.difficulty if res.accepted
                                      else math.nan)
 
-        fut.add_done_callback(_result)
+        vb = share.version_bits if client.version_mask else None
+        self._submit_counted(client, share.job_id, share.extranonce2, share.ntime, share.nonce,
+                             vb, on_result=_check)

@@ -127,7 +127,7 @@ import dataclasses
 import json
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -415,6 +415,16 @@ def _check_number(name: str, value: float, lo: float, hi: float, *, lo_open: boo
     return v
 
 
+def _fixed_point(update: Callable[[float], float], v: float) -> float:
+    """Iterate ``v <- update(v)`` until two iterates differ by < 1e-9 (at most 100 steps)."""
+    for _ in range(100):
+        v_new = update(v)
+        if abs(v_new - v) < 1e-9:
+            return v_new
+        v = v_new
+    return v
+
+
 class SimulatedChip:
     """One simulated BM1366-class chip in virtual time (see the module docstring for the model).
 
@@ -612,24 +622,18 @@ class SimulatedChip:
         """
         f = self._f if frequency_MHz is None else float(frequency_MHz)
         target = float(np.median(self.core_critical_voltages_mV(temperature_C, f)))
-        v = target
-        for _ in range(100):  # contraction: d(r_IR P)/dV << 1
-            v_new = target + self._p.ir_drop_mV_per_W * self.power_at(v, f)
-            if abs(v_new - v) < 1e-9:
-                return v_new
-            v = v_new
-        return v
+        # contraction: d(r_IR P)/dV << 1
+        return _fixed_point(lambda v: target + self._p.ir_drop_mV_per_W * self.power_at(v, f),
+                            target)
 
     def steady_state_edge_voltage_mV(self, frequency_MHz: float | None = None) -> float:
         """Edge voltage [mV] when the die is at its steady temperature at that voltage."""
         f = self._f if frequency_MHz is None else float(frequency_MHz)
-        v = self.edge_voltage_mV(self.steady_state_temperature_C(self._V, f), f)
-        for _ in range(100):
-            v_new = self.edge_voltage_mV(self.steady_state_temperature_C(v, f), f)
-            if abs(v_new - v) < 1e-9:
-                return v_new
-            v = v_new
-        return v
+
+        def edge_at(v: float) -> float:  # edge voltage at the steady temperature of voltage v
+            return self.edge_voltage_mV(self.steady_state_temperature_C(v, f), f)
+
+        return _fixed_point(edge_at, edge_at(self._V))
 
     # ------------------------------------------------------------------ control
     def set_operating_point(self, voltage_mV: float, frequency_MHz: float) -> None:

@@ -87,6 +87,7 @@ __all__ = [
     "StratumCaptureServer",
     "StratumClient",
     "StratumError",
+    "StratumMiner",
     "SubmitResult",
     "ThreadedCaptureServer",
     "agent_device_info",
@@ -1700,3 +1701,67 @@ class MinerThread:
     def __exit__(self, *exc: object) -> None:
         self.stop()
         self.join()
+
+
+class StratumMiner:
+    """Base of the asyncio miners that submit shares through a :class:`StratumClient`.
+
+    Shared by :class:`~asiclab.devices.emulated_lv06.EmulatedLV06` and
+    :class:`~asiclab.devices.cpu_miner.CPUMiner`: the stop flag and :class:`MinerThread` of the
+    miner protocol, a rolling ``extranonce2`` counter, and submissions counted in
+    ``self.stats`` (which a subclass sets; it needs ``submitted`` and ``accepted`` counts and a
+    ``rejected`` :class:`collections.Counter` by Stratum error code). A subclass implements
+    ``async run(duration_s=None, *, max_shares=None)``.
+    """
+
+    stats: Any
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._en2 = 0
+        self._pending: set[asyncio.Future[SubmitResult]] = set()
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to finish (thread-safe; returns at once)."""
+        self._stop.set()
+
+    def thread(self, duration_s: float | None = None, *, max_shares: int | None = None
+               ) -> MinerThread:
+        """A :class:`MinerThread` running this miner."""
+        return MinerThread(self, duration_s=duration_s, max_shares=max_shares)
+
+    def _next_extranonce2(self, client: StratumClient) -> bytes:
+        """The next ``extranonce2`` (a counter over this miner's life, modulo its size)."""
+        self._en2 += 1
+        size = client.extranonce2_size
+        return (self._en2 % (1 << (8 * size))).to_bytes(size, "big")
+
+    def _submit_counted(self, client: StratumClient, job_id: str, extranonce2: str, ntime: str,
+                        nonce: str, version_bits: str | None = None,
+                        on_result: Callable[[SubmitResult], None] | None = None) -> None:
+        """Send a ``mining.submit`` now; count it and, when answered, its acceptance.
+
+        ``on_result(result)`` runs after the counting, for answered submissions only.
+        """
+        fut = client.submit_nowait(job_id, extranonce2, ntime, nonce, version_bits)
+        self.stats.submitted += 1
+        self._pending.add(fut)
+
+        def _result(f: asyncio.Future[SubmitResult]) -> None:
+            self._pending.discard(f)
+            if f.cancelled() or f.exception() is not None:
+                return
+            res = f.result()
+            if res.accepted:
+                self.stats.accepted += 1
+            else:
+                self.stats.rejected[res.error_code] += 1
+            if on_result is not None:
+                on_result(res)
+
+        fut.add_done_callback(_result)
+
+    async def _drain(self, timeout: float = 5.0) -> None:
+        """Wait up to ``timeout`` [s] for the answers to the submissions still pending."""
+        if self._pending:
+            await asyncio.wait(list(self._pending), timeout=timeout)

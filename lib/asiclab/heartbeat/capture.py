@@ -18,7 +18,7 @@ import glob
 import json
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -213,6 +213,34 @@ def _check_event_vars(ds: xr.Dataset, time_var: str, unassigned: str) -> tuple[s
     return need
 
 
+def _usable_events(
+    ds: xr.Dataset,
+    time_var: str,
+    valid_only: bool,
+    chunk_events: int,
+    device: int | None = None,
+    op: int | None = None,
+) -> Iterator[tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]]:
+    """Events of ``ds`` chunk by chunk: times [ns], device and op indices, as int64 arrays.
+
+    Kept: time >= 0, device >= 0, op >= -1 (and valid, and the given device / op, if asked).
+    """
+    sub = ds[[time_var, *_EVENT_VARS]]
+    for i0 in range(0, ds.sizes.get("event", 0), chunk_events):
+        c = sub.isel(event=slice(i0, i0 + chunk_events)).compute()
+        t = np.asarray(c[time_var].values, dtype=np.int64)
+        dv = np.asarray(c["device_index"].values, dtype=np.int64)
+        ov = np.asarray(c["op_index"].values, dtype=np.int64)
+        m = (t >= 0) & (dv >= 0) & (ov >= -1)
+        if valid_only:
+            m &= np.asarray(c["valid"].values, dtype=bool)
+        if device is not None:
+            m &= dv == device
+        if op is not None:
+            m &= ov == op
+        yield t[m], dv[m], ov[m]
+
+
 def op_event_times(
     ds: xr.Dataset,
     *,
@@ -254,29 +282,14 @@ def op_event_times(
     dict
         ``{(device, op): times}`` with times in ns [int64], sorted.
     """
-    need = _check_event_vars(ds, time_var, unassigned)
-    n_ev = ds.sizes.get("event", 0)
-    n_op = max(ds.sizes.get("op", 0), 0)
-    stride = n_op + 1
+    _check_event_vars(ds, time_var, unassigned)
+    stride = max(ds.sizes.get("op", 0), 0) + 1
     parts: dict[int, list[NDArray[np.int64]]] = {}
     kept: dict[int, int] = {}
-    sub = ds[list(need)]
-    for i0 in range(0, n_ev, chunk_events):
-        c = sub.isel(event=slice(i0, i0 + chunk_events)).compute()
-        t = np.asarray(c[time_var].values, dtype=np.int64)
-        dv = np.asarray(c["device_index"].values, dtype=np.int64)
-        ov = np.asarray(c["op_index"].values, dtype=np.int64)
-        m = (t >= 0) & (dv >= 0) & (ov >= -1)
-        if valid_only:
-            m &= np.asarray(c["valid"].values, dtype=bool)
-        if device is not None:
-            m &= dv == device
-        if op is not None:
-            m &= ov == op
-        key = dv[m] * stride + (ov[m] + 1)
+    for tt, dv, ov in _usable_events(ds, time_var, valid_only, chunk_events, device, op):
+        key = dv * stride + (ov + 1)
         if key.size == 0:
             continue
-        tt = t[m]
         order = np.argsort(key, kind="stable")
         key, tt = key[order], tt[order]
         uk, start = np.unique(key, return_index=True)
@@ -319,16 +332,8 @@ def train_sizes(
     _check_event_vars(ds, time_var, unassigned)
     counts: dict[Key, int] = {}
     n_op = max(ds.sizes.get("op", 0), 0)
-    sub = ds[[time_var, *_EVENT_VARS]]
-    for i0 in range(0, ds.sizes.get("event", 0), chunk_events):
-        c = sub.isel(event=slice(i0, i0 + chunk_events)).compute()
-        t = np.asarray(c[time_var].values, dtype=np.int64)
-        dv = np.asarray(c["device_index"].values, dtype=np.int64)
-        ov = np.asarray(c["op_index"].values, dtype=np.int64)
-        m = (t >= 0) & (dv >= 0) & (ov >= -1)
-        if valid_only:
-            m &= np.asarray(c["valid"].values, dtype=bool)
-        key = dv[m] * (n_op + 1) + (ov[m] + 1)
+    for _, dv, ov in _usable_events(ds, time_var, valid_only, chunk_events):
+        key = dv * (n_op + 1) + (ov + 1)
         uk, cnt = np.unique(key, return_counts=True)
         for k, v in zip(uk.tolist(), cnt.tolist(), strict=True):
             kk = (k // (n_op + 1), k % (n_op + 1) - 1)

@@ -31,6 +31,8 @@ first step of Holm).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
@@ -54,6 +56,14 @@ __all__ = [
 
 def _gamma_cv_sd(cv: float, n: float) -> float:
     return cv * np.sqrt((1.0 + cv**2) / (2.0 * n))
+
+
+def _n_required(power_at: Callable[[float], float], power: float) -> int:
+    # smallest n in [2, 1e15] with power_at(n) = power: root in log n, rounded up
+    def f(logn: float) -> float:
+        return power_at(np.exp(logn)) - power
+
+    return int(np.ceil(np.exp(optimize.brentq(f, np.log(2.0), np.log(1e15)))))
 
 
 def cv_test_power(n: float, cv: float, alpha: float = 0.05) -> float:
@@ -126,11 +136,7 @@ def n_required_cv(cv: float, alpha: float = 0.05, power: float = 0.9) -> int:
     """
     if cv == 1 or not cv > 0:
         raise HeartbeatInputError("cv must be > 0 and != 1")
-
-    def f(logn: float) -> float:
-        return cv_test_power(np.exp(logn), cv, alpha) - power
-
-    return int(np.ceil(np.exp(optimize.brentq(f, np.log(2.0), np.log(1e15)))))
+    return _n_required(lambda n: cv_test_power(n, cv, alpha), power)
 
 
 def _scalloped_power(x: float, nc: float, m: int, scalloping: str) -> float:
@@ -254,11 +260,9 @@ def n_required_modulation(
     """
     if not 0 < depth <= 1:
         raise HeartbeatInputError("depth must be in (0, 1]")
-
-    def f(logn: float) -> float:
-        return modulation_test_power(np.exp(logn), depth, rate=rate, alpha=alpha, **kw) - power  # type: ignore[arg-type]
-
-    return int(np.ceil(np.exp(optimize.brentq(f, np.log(2.0), np.log(1e15)))))
+    return _n_required(
+        lambda n: modulation_test_power(n, depth, rate=rate, alpha=alpha, **kw),  # type: ignore[arg-type]
+        power)
 
 
 def simulated_power(

@@ -175,6 +175,11 @@ def rate_confidence_interval(
     -------
     rate, lo, hi : float
         Estimate ``n / T`` and the interval bounds [1/s].
+
+    See Also
+    --------
+    asiclab.capture.poisson_rate_ci : Garwood's interval for ``n`` events counted in a fixed
+        observation window (upper bound from ``chi2(2n + 2)``).
     """
     if n_intervals < 1 or not span_s > 0:
         raise InsufficientDataError("need at least one interval and a positive span")
@@ -821,6 +826,21 @@ def _satterthwaite(n_windows: int) -> tuple[float, float]:
     return float(np.sum(w**2) / np.sum(w)), float(np.sum(w) ** 2 / np.sum(w**2))
 
 
+def _allan_null_tail(af: ArrayLike, n_windows: int, upper: bool) -> FloatArray:
+    # P(AF >= af) (upper) or P(AF <= af) under the Poisson null; NaN where af is not finite
+    x = np.atleast_1d(np.asarray(af, dtype=np.float64))
+    out = np.full(x.shape, np.nan)
+    ok = np.isfinite(x)
+    if n_windows <= _IMHOF_MAX_WINDOWS:
+        grid, ls, lc = _allan_null_curve(int(n_windows))
+        out[ok] = _interp_log(x[ok], grid, ls if upper else lc, upper=upper)
+    else:
+        g, h = _satterthwaite(n_windows)
+        tail = stats.chi2.sf if upper else stats.chi2.cdf
+        out[ok] = tail(2.0 * (n_windows - 1) * x[ok] / g, h)
+    return out
+
+
 def allan_null_sf(af: ArrayLike, n_windows: int) -> FloatArray:
     """Upper-tail probability of the Allan factor of ``K`` multinomial (Poisson) counts.
 
@@ -843,16 +863,7 @@ def allan_null_sf(af: ArrayLike, n_windows: int) -> FloatArray:
     numpy.ndarray
         ``P(AF >= af)`` under the Poisson null.
     """
-    x = np.atleast_1d(np.asarray(af, dtype=np.float64))
-    out = np.full(x.shape, np.nan)
-    ok = np.isfinite(x)
-    if n_windows <= _IMHOF_MAX_WINDOWS:
-        grid, ls, _ = _allan_null_curve(int(n_windows))
-        out[ok] = _interp_log(x[ok], grid, ls, upper=True)
-    else:
-        g, h = _satterthwaite(n_windows)
-        out[ok] = stats.chi2.sf(2.0 * (n_windows - 1) * x[ok] / g, h)
-    return out
+    return _allan_null_tail(af, n_windows, upper=True)
 
 
 def allan_null_cdf(af: ArrayLike, n_windows: int) -> FloatArray:
@@ -870,16 +881,7 @@ def allan_null_cdf(af: ArrayLike, n_windows: int) -> FloatArray:
     numpy.ndarray
         Probabilities.
     """
-    x = np.atleast_1d(np.asarray(af, dtype=np.float64))
-    out = np.full(x.shape, np.nan)
-    ok = np.isfinite(x)
-    if n_windows <= _IMHOF_MAX_WINDOWS:
-        grid, _, lc = _allan_null_curve(int(n_windows))
-        out[ok] = _interp_log(x[ok], grid, lc, upper=False)
-    else:
-        g, h = _satterthwaite(n_windows)
-        out[ok] = stats.chi2.cdf(2.0 * (n_windows - 1) * x[ok] / g, h)
-    return out
+    return _allan_null_tail(af, n_windows, upper=False)
 
 
 def allan_test(counts: ArrayLike) -> tuple[FloatArray, FloatArray]:

@@ -90,6 +90,35 @@ def detail_trains(report: HeartbeatReport, detail_ops: list[int] | None = None
     return out
 
 
+def detail_figures(report: HeartbeatReport, intervals: np.ndarray, device: int, op: int
+                   ) -> dict[str, Any]:
+    """The detail figures of one train that its data allow, by name.
+
+    Counting curves, QQ plot, autocorrelation, DFA and spectrum; a figure the train has too few
+    events for is left out, and the reason is printed (a short train is a result, not an error).
+    """
+    from asiclab import heartbeat_plots as hp
+
+    makers = {
+        "counting": lambda: hp.plot_counting_curves(report, device, op),
+        "qq": lambda: hp.plot_qq_exponential(intervals),
+        "acf": lambda: hp.plot_acf(intervals, nlags=max(1, min(50, intervals.size // 4))),
+        "dfa": lambda: hp.plot_dfa(report, device, op),
+        "spectrum": lambda: hp.plot_spectrum(report, device, op),
+    }
+    out: dict[str, Any] = {}
+    for name, make in makers.items():
+        try:
+            fig = make()
+        except HeartbeatInputError as exc:
+            print(f"device {device}, op {op}: no {name} figure: {exc}")
+            continue
+        if name in ("qq", "acf"):
+            fig.suptitle(f"device {device}, op {op}")
+        out[name] = fig
+    return out
+
+
 def model_truth(ds: xr.Dataset, report: HeartbeatReport) -> pd.DataFrame | None:
     """For a simulated capture: what the model makes each train, beside the battery's verdict.
 
