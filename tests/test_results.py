@@ -50,3 +50,36 @@ def test_format_value():
         == "0.8271 ± 0.002"
     assert results.format_value({"value": 2.0, "uncertainty": [1.0, 3.0], "unit": "1/s"}) \
         == "2 [1, 3] 1/s"
+
+
+def test_claim_rows_form_the_ledger(tmp_path):
+    results.set_run_dir(tmp_path, "03_narma10")
+    claim = results.Claim("narma10_nrmse_paper_claim", 0.8661, "arXiv:2601.12032, Sec. 5",
+                          "NARMA-10 NRMSE 0.8661 with the chip as reservoir")
+    results.record("narma_nrmse_device", 0.97, "1", (0.95, 0.99), verdict="no computation",
+                   claim=claim)
+    results.record("plain", 1.0, "1")
+    ledger = results.claims_ledger(results.load_results())
+    assert len(ledger) == 1
+    row = ledger[0]
+    assert row["claim"] == "narma10_nrmse_paper_claim" and row["paper_value"] == 0.8661
+    assert row["measured"] == "0.97 [0.95, 0.99]" and row["notebook"] == "03_narma10"
+    assert row["verdict"] == "no computation" and row["result"] == "narma_nrmse_device"
+
+
+@pytest.mark.parametrize(("claim", "match"), [
+    ({"id": "bad id!", "paper_value": 1, "source": "arXiv:1"}, "letters"),
+    ({"id": "ok", "paper_value": 1, "source": ""}, "source"),
+    ({"id": "ok", "paper_value": [1, 2], "source": "arXiv:1"}, "paper_value"),
+    ({"id": "ok", "paper": 1, "source": "arXiv:1"}, "bad claim"),
+])
+def test_bad_claims_rejected(tmp_path, claim, match):
+    results.set_run_dir(tmp_path)
+    with pytest.raises(results.ResultError, match=match):
+        results.record("a", 1.0, "1", verdict="v", claim=claim)
+
+
+def test_claim_needs_a_verdict(tmp_path):
+    results.set_run_dir(tmp_path)
+    with pytest.raises(results.ResultError, match="verdict"):
+        results.record("a", 1.0, "1", claim={"id": "c", "paper_value": 1, "source": "arXiv:1"})

@@ -15,6 +15,8 @@ GOOD = [
     ("", "from asiclab import results, dataset\nfrom asiclab.params import Param, validate\n"
          "p = validate(globals(), {'value': Param(float, 'v', min=0)}, notebook='01_good')"),
     ("", "results.record('twice', 2 * p['value'], 's', 0.1, note='test')\n"
+         "results.record('claimed', 0.5, '1', (0.4, 0.6), verdict='refuted', "
+         "claim={'id': 'demo_claim', 'paper_value': 0.9, 'source': 'arXiv:0000.00000, Sec. 1'})\n"
          "ds = dataset.build_capture(events={'t_host_ns': [1, 2]}, "
          "attrs={'source_kind': 'simulated'})\n"
          "dataset.save_capture(ds, p['run_dir'] + '/01_good/c.nc')"),
@@ -92,7 +94,17 @@ def test_manifest_results_and_files(nb_dir, tmp_path):
     entries = json.loads((run / "results.json").read_text())["results"]
     assert entries[0]["value"] == 5.0 and entries[0]["unit"] == "s"
     assert entries[0]["notebook"] == "01_good"
-    assert "5 ± 0.1 s" in (run / "summary.md").read_text()
+    summary = (run / "summary.md").read_text()
+    assert "5 ± 0.1 s" in summary
+    # the Claims table comes first, before the notebook status and the results
+    lines = summary.splitlines()
+    assert lines[2] == "## Claims"
+    assert summary.index("## Claims") < summary.index("## Notebooks") < summary.index("## Results")
+    assert ("| demo_claim | arXiv:0000.00000, Sec. 1 | 0.9 | 0.5 [0.4, 0.6] | refuted | 01_good |"
+            in summary)
+    ledger = json.loads((run / "results.json").read_text())["claims"]
+    assert [(c["claim"], c["value"], c["verdict"]) for c in ledger] == [
+        ("demo_claim", 0.5, "refuted")]
 
 
 def test_keep_going_and_overrides(nb_dir, tmp_path):

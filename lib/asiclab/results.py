@@ -8,8 +8,10 @@ notebook as the parameter ``run_dir``; notebooks call :func:`set_run_dir` with i
 Files in the run directory:
 
 ``results.json``
-    ``{"results": [ {notebook, name, value, unit, uncertainty, verdict, note, time}, ... ]}``.
-    Recording the same (notebook, name) again replaces the earlier entry.
+    ``{"results": [ {notebook, name, value, unit, uncertainty, verdict, note, time, claim}, ... ]}``.
+    Recording the same (notebook, name) again replaces the earlier entry. ``claim`` is ``null`` or
+    the claim the result tests (:class:`Claim`); the runner gathers those rows into the claims
+    ledger (``"claims"`` in ``results.json`` and the **Claims** table at the top of ``summary.md``).
 ``files.jsonl``
     One JSON line per data file read or written through :mod:`asiclab.dataset`; the runner adds
     their sha256 to ``manifest.json``.
@@ -22,6 +24,7 @@ import json
 import math
 import os
 import threading
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +43,52 @@ _state: dict[str, Any] = {"run_dir": None, "notebook": None}
 
 class ResultError(AsiclabError):
     """A result cannot be recorded (bad value, unit or uncertainty)."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A published claim that a recorded result tests (one row of the claims ledger).
+
+    Parameters
+    ----------
+    id : str
+        Short identifier, e.g. ``"narma10_nrmse_paper_claim"`` (letters, digits, ``_``).
+    paper_value : float, int, str or bool
+        The value as the paper states it, e.g. ``0.8661`` or ``"non-Poissonian near the edge"``.
+    source : str
+        Where the paper states it: arXiv id with section, table or figure,
+        e.g. ``"arXiv:2601.12032, Sec. 5.2, Table 3"``.
+    statement : str
+        The claim in one plain sentence.
+    """
+
+    id: str
+    paper_value: Any
+    source: str
+    statement: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not self.id.replace("_", "").isalnum():
+            raise ResultError(f"claim id must be letters, digits and '_', got {self.id!r}")
+        if not isinstance(self.source, str) or not self.source.strip():
+            raise ResultError(f"claim {self.id!r}: source (arXiv id and section) is required")
+        value = _plain(self.paper_value)
+        if not isinstance(value, (int, float, str, bool)):
+            raise ResultError(f"claim {self.id!r}: paper_value must be a number, text or bool")
+        object.__setattr__(self, "paper_value", value)
+
+
+def _as_claim(claim: Claim | dict[str, Any] | None) -> dict[str, Any] | None:
+    if claim is None:
+        return None
+    if isinstance(claim, dict):
+        try:
+            claim = Claim(**claim)
+        except TypeError as exc:
+            raise ResultError(f"bad claim {claim!r}: {exc}") from exc
+    if not isinstance(claim, Claim):
+        raise ResultError(f"claim must be a Claim or a dict, got {type(claim).__name__}")
+    return asdict(claim)
 
 
 def project_root() -> Path:
@@ -111,6 +160,7 @@ def record(
     *,
     note: str = "",
     verdict: str | None = None,
+    claim: Claim | dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Record one result of the current notebook in ``results.json``.
 
@@ -128,6 +178,10 @@ def record(
         How the value was obtained (method, CI level, data).
     verdict : str, optional
         Plain-language verdict, e.g. ``"consistent with Poisson"``.
+    claim : Claim or dict, optional
+        The published claim this result tests; the entry then becomes a row of the claims ledger
+        (claim, paper value, measured value with uncertainty, verdict, notebook). A claim row
+        needs a verdict.
 
     Returns
     -------
@@ -146,10 +200,14 @@ def record(
     if unc is not None and not (isinstance(unc, (int, float))
                                 or (isinstance(unc, list) and len(unc) == 2)):
         raise ResultError(f"result {name!r}: uncertainty must be a number or a (low, high) pair")
+    claim_entry = _as_claim(claim)
+    if claim_entry is not None and not verdict:
+        raise ResultError(f"result {name!r} tests claim {claim_entry['id']!r}: give a verdict")
     entry = {
         "notebook": current_notebook(), "name": name, "value": value, "unit": unit,
         "uncertainty": unc, "verdict": verdict, "note": note,
         "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "claim": claim_entry,
     }
     path = run_dir() / RESULTS_FILE
     with _lock:
@@ -167,6 +225,38 @@ def load_results(run: str | os.PathLike[str] | None = None) -> list[dict[str, An
     """Return the recorded results of a run directory (the current one by default)."""
     path = (Path(run) if run is not None else run_dir()) / RESULTS_FILE
     return _read(path)["results"]
+
+
+def claims_ledger(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The claims ledger of a run: one row per recorded result that tests a claim.
+
+    Rows hold ``claim``, ``statement``, ``source``, ``paper_value``, ``measured`` (value with
+    uncertainty, as :func:`format_value` writes it), ``value``, ``uncertainty``, ``unit``,
+    ``verdict``, ``notebook`` and ``result`` (the result's name), in recording order.
+    """
+    rows = []
+    for e in entries:
+        c = e.get("claim")
+        if not c:
+            continue
+        rows.append({
+            "claim": c["id"], "statement": c.get("statement", ""), "source": c["source"],
+            "paper_value": c["paper_value"], "measured": format_value(e), "value": e.get("value"),
+            "uncertainty": e.get("uncertainty"), "unit": e.get("unit"),
+            "verdict": e.get("verdict"), "notebook": e.get("notebook"), "result": e.get("name"),
+        })
+    return rows
+
+
+def write_claims(run: str | os.PathLike[str], ledger: list[dict[str, Any]]) -> None:
+    """Store the claims ledger in the run's ``results.json`` under ``"claims"``."""
+    path = Path(run) / RESULTS_FILE
+    with _lock:
+        data = _read(path)
+        data["claims"] = ledger
+        tmp = path.with_suffix(".json.partial")
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+        os.replace(tmp, path)
 
 
 def log_file(path: str | os.PathLike[str], role: str) -> None:

@@ -245,17 +245,38 @@ def _execute(pm: Any, nb_path: Path, out_nb: Path, params: dict[str, Any], kerne
             time.sleep(0.5 * (attempt + 1))
 
 
+def _cell(x: object) -> str:
+    return str(x).replace("|", "/").replace("\n", " ")
+
+
 def write_summary(run_dir: Path, runs: Sequence[NotebookRun]) -> Path:
-    """Write ``summary.md``: notebook status and a table of the recorded results."""
-    lines = [f"# Run `{run_dir.name}`", "", "| notebook | status | duration [s] |",
-             "|---|---|---|"]
-    lines += [f"| {r.name} | {r.status} | {r.duration_s:.1f} |" for r in runs]
-    lines += ["", "## Results", ""]
+    """Write ``summary.md``: the Claims table, notebook status and the recorded results.
+
+    The claims ledger (:func:`asiclab.results.claims_ledger`) is also written into
+    ``results.json`` under ``"claims"``.
+    """
+    lines = [f"# Run `{run_dir.name}`", "", "## Claims", ""]
     try:
         recorded = results.load_results(run_dir)
+        problem = ""
     except results.ResultError as exc:
-        recorded = []
-        lines.append(f"(results.json unreadable: {exc})")
+        recorded, problem = [], f"(results.json unreadable: {exc})"
+    ledger = results.claims_ledger(recorded)
+    if ledger:
+        lines += ["| claim | source | paper value | measured | verdict | notebook |",
+                  "|---|---|---|---|---|---|"]
+        for c in ledger:
+            cells = [c["claim"], c["source"], c["paper_value"], c["measured"], c["verdict"] or "",
+                     c["notebook"]]
+            lines.append("| " + " | ".join(_cell(x) for x in cells) + " |")
+        results.write_claims(run_dir, ledger)
+    else:
+        lines.append("No claims were tested in this run.")
+    lines += ["", "## Notebooks", "", "| notebook | status | duration [s] |", "|---|---|---|"]
+    lines += [f"| {r.name} | {r.status} | {r.duration_s:.1f} |" for r in runs]
+    lines += ["", "## Results", ""]
+    if problem:
+        lines.append(problem)
     if recorded:
         lines += ["| notebook | result | value | verdict | note |", "|---|---|---|---|---|"]
         for e in recorded:
