@@ -8,10 +8,12 @@ notebook as the parameter ``run_dir``; notebooks call :func:`set_run_dir` with i
 Files in the run directory:
 
 ``results.json``
-    ``{"results": [ {notebook, name, value, unit, uncertainty, verdict, note, time, claim}, ... ]}``.
+    ``{"results": [{notebook, name, value, unit, uncertainty, verdict, note, time, claim}, ...],
+    "claims": [...]}``.
     Recording the same (notebook, name) again replaces the earlier entry. ``claim`` is
     ``null`` or the claim the result tests (:class:`Claim`); the runner gathers those rows into
-    the claims ledger (``"claims"`` in ``results.json`` and the **Claims** table at the top of ``summary.md``).
+    the claims ledger (``"claims"`` in ``results.json`` and the **Claims** table at the top of
+    ``summary.md``).
 ``files.jsonl``
     One JSON line per data file read or written through :mod:`asiclab.dataset`; the runner adds
     their sha256 to ``manifest.json``.
