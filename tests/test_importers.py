@@ -447,8 +447,15 @@ def test_real_s9_log_all_shares_verify(realdata_dir: Path) -> None:
     ds = im.import_s9_stratum_csv(realdata_dir / "s9_stratum_shares.csv")
     validate_capture(ds)
     assert ds.sizes["event"] == 2588
-    assert int(ds["valid"].sum()) == 2588
+    # issue 7 item 7: 42 exact resubmissions are flagged as duplicates (error 22), never dropped
+    dup = ds["error_code"].values == im.ERROR_DUPLICATE
+    assert int(dup.sum()) == 42 and ds.attrs["n_duplicates"] == 42
+    assert not ds["valid"].values[dup].any()
+    assert int(ds["valid"].sum()) == 2546 == ds.attrs["n_valid"]
     assert ds.attrs["n_verified"] == 2588 and ds.attrs["n_malformed_rows"] == 0
+    tv = np.sort(ds["t_host_ns"].values[ds["valid"].values]) * 1e-9
+    dt = np.diff(tv)
+    assert abs(dt.std() / dt.mean() - 0.813) <= 0.002  # CV of the unique valid train
     d = ds["difficulty"].values
     assert d.min() >= 256
     assert 256 < d.min() < 257  # README: minimum 256.2
@@ -472,3 +479,17 @@ def test_real_lv06_log_all_shares_verify(realdata_dir: Path) -> None:
     assert np.all(ds["version_bits"].values > 0)
     assert np.all(np.diff(ds["t_host_ns"].values) >= 0)
     assert 300 < (ds["t_host_ns"].values[-1] - ds["t_host_ns"].values[0]) * 1e-9 < 330
+
+
+def test_duplicate_resubmission_is_flagged_not_dropped(tmp_path: Path, lv06_rows: dict) -> None:
+    """Issue 7 item 7: a resubmitted share (same header) is kept, flagged error 22, invalid."""
+    r = lv06_rows
+    again = dict(r["ok1"], share_received_at="1766933776.5086315", job_id="j1-again")
+    path = _write_csv(tmp_path / "dup.csv", LV06_COLUMNS, [r["ok1"], r["ok2"], again])
+    ds = im.import_lv06_proofs_csv(path)
+    validate_capture(ds)
+    assert ds.sizes["event"] == 3
+    assert ds["job_id"].values.tolist() == ["j1", "j1-again", "j2"]
+    assert ds["valid"].values.tolist() == [True, False, True]
+    assert ds["error_code"].values.tolist() == [0, im.ERROR_DUPLICATE, 0]
+    assert ds.attrs["n_duplicates"] == 1 and ds.attrs["n_valid"] == 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from asiclab import capture
+from asiclab import capture, params
 from asiclab.params import Param, ParameterError, spec_table, validate
 
 SPEC = {
@@ -62,3 +62,20 @@ def test_spec_table_lists_every_parameter():
     text = spec_table(SPEC)
     for k in SPEC:
         assert f"`{k}`" in text
+
+
+def test_relative_path_params_resolve_from_base_dir(tmp_path, monkeypatch):
+    """Issue 7 item 8: a relative path parameter means the same as in the shell that ran it."""
+    spec = {"log": params.Param(str, "a file", path=True), "name": params.Param(str, "text")}
+    monkeypatch.setenv(params.ENV_BASE_DIR, str(tmp_path))
+    monkeypatch.chdir(tmp_path.parent)
+    out = params.validate({"log": "../x/log.csv", "name": "../y"}, spec)
+    assert out["log"] == str(tmp_path / "../x/log.csv")
+    assert out["name"] == "../y"  # not a path parameter: untouched
+    assert params.validate({"log": "", "name": ""}, spec)["log"] == ""
+    assert params.validate({"log": "/abs/f", "name": ""}, spec)["log"] == "/abs/f"
+    monkeypatch.delenv(params.ENV_BASE_DIR)
+    from asiclab import results
+
+    assert params.validate({"log": "f.csv", "name": ""}, spec)["log"] == str(
+        results.project_root() / "f.csv")

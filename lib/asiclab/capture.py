@@ -72,7 +72,9 @@ PARAMS: dict[str, Param] = {
                       "live: host time)", min=0.0, max=3600.0),
     "telemetry_interval_s": Param(float, "telemetry sampling / AxeOS polling interval [s]",
                                   min=0.1, max=600.0),
-    "log_path": Param(str, "share log to import (source='import')"),
+    "log_path": Param(str, "share log to import (source='import'); a relative path is read from "
+                      "the directory `asiclab reproduce` started in (JupyterLab: the repository "
+                      "root)", path=True),
     "log_format": Param(str, "format of the log", choices=("s9_stratum", "lv06_proofs",
                                                            "generic")),
     "lenient": Param(bool, "import: flag and count malformed rows instead of stopping"),

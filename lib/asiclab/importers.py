@@ -73,6 +73,9 @@ ERROR_LOW_DIFFICULTY = 23
 """Stratum error 23: the share's SHA256d difficulty is below the pool difficulty."""
 ERROR_OTHER = 20
 """Stratum error 20 (other): the share disagrees with the header/hash recorded in the log."""
+ERROR_DUPLICATE = 22
+"""Stratum error 22: a duplicate share (its rebuilt header hashes to an earlier share's digest).
+Kept in the capture with ``valid = False``, as a pool rejects it, never dropped."""
 
 S9_DEVICE_MODEL = "BM1387 (Antminer S9)"
 S9_TICKET_DIFFICULTY = 256.0
@@ -351,6 +354,20 @@ def _build(
     # timed events first (by time, stable by file order), then untimed ones in file order
     order = np.lexsort((np.arange(n), np.where(timed, t, 0), ~timed))
     cols = {k: v[order] for k, v in cols.items()}
+    # duplicates: a later share whose rebuilt header hashes to an earlier one's digest is
+    # flagged (error 22, invalid, as a pool rejects it), never dropped
+    seen: set[bytes] = set()
+    n_duplicates = 0
+    for i, j in enumerate(order):
+        dg = evs[j].get("_digest")
+        if dg is None or evs[j].get("_malformed") or evs[j].get("_mismatch"):
+            continue
+        if dg in seen:
+            cols["valid"][i] = False
+            cols["error_code"][i] = ERROR_DUPLICATE
+            n_duplicates += 1
+        else:
+            seen.add(dg)
     t = cols["t_host_ns"]
     timed = t >= 0
     if timed.any():
@@ -384,6 +401,7 @@ def _build(
         "n_mismatch_rows": sum(bool(e.get("_mismatch") and not e.get("_malformed"))
                                for e in evs),
         "n_malformed_rows": n_malformed,
+        "n_duplicates": n_duplicates,
         "malformed_lines": json.dumps(collected.malformed_lines),
         "verification": verification,
         "t_mono_note": _T_MONO_NOTE,
@@ -412,6 +430,7 @@ def _build(
 def _judge(event: dict[str, Any], digest: bytes, pool_difficulty: float) -> None:
     """Set difficulty, valid and error_code from a verified hash."""
     event["difficulty"] = mn.share_difficulty(digest)
+    event["_digest"] = bytes(digest)
     ok = mn.meets_difficulty(digest, pool_difficulty)
     event["valid"] = ok
     event["error_code"] = 0 if ok else ERROR_LOW_DIFFICULTY

@@ -12,8 +12,10 @@ given and what is allowed.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from asiclab import AsiclabError
@@ -63,6 +65,9 @@ class Param:
         Whether ``None`` is allowed.
     check : callable, optional
         Extra check returning an error text (what is allowed) or ``None`` if fine.
+    path : bool
+        The value is a file path (or glob): a relative one is resolved by :func:`validate`
+        against :func:`base_dir`, not against the notebook's working directory.
     """
 
     kind: type
@@ -74,6 +79,7 @@ class Param:
     min_len: int = 0
     nullable: bool = False
     check: Callable[[Any], str | None] | None = field(default=None, compare=False)
+    path: bool = False
 
     def describe(self) -> str:
         """Human text of what is allowed."""
@@ -94,6 +100,39 @@ class Param:
         if self.nullable:
             text += " (or None)"
         return text
+
+
+ENV_BASE_DIR = "ASICLAB_BASE_DIR"
+"""Environment variable holding the directory relative paths are resolved from (set by the runner)."""
+
+
+def base_dir() -> Path:
+    """The directory relative path parameters are resolved from.
+
+    ``asiclab reproduce`` (and :func:`asiclab.runner.reproduce`) sets it to the directory it was
+    started in, so that a path typed on the command line means what it means in that shell, even
+    though papermill runs each notebook with its working directory in ``notebooks/``. Without the
+    runner (JupyterLab), it is the repository root.
+
+    Returns
+    -------
+    pathlib.Path
+        ``$ASICLAB_BASE_DIR`` if set, else :func:`asiclab.results.project_root`.
+    """
+    env = os.environ.get(ENV_BASE_DIR)
+    if env:
+        return Path(env)
+    from asiclab import results
+
+    return results.project_root()
+
+
+def resolve_path(text: str) -> str:
+    """``text`` made absolute against :func:`base_dir` ('' and absolute paths unchanged)."""
+    if not text:
+        return text
+    path = Path(text).expanduser()
+    return str(path if path.is_absolute() else base_dir() / path)
 
 
 def _is(kind: type, v: Any) -> bool:
@@ -131,6 +170,8 @@ def _check_one(name: str, value: Any, spec: Param) -> Any:
         problem = spec.check(value)
         if problem:
             raise ParameterError(name, value, problem)
+    if spec.path and isinstance(value, str):
+        value = resolve_path(value)
     return value
 
 
@@ -151,7 +192,8 @@ def validate(values: Mapping[str, Any], spec: Mapping[str, Param], *,
     Returns
     -------
     dict
-        The validated parameters (``run_dir`` included).
+        The validated parameters (``run_dir`` included); relative values of path parameters
+        (``Param(path=True)``) made absolute against :func:`base_dir`.
 
     Raises
     ------

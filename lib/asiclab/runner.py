@@ -35,11 +35,14 @@ from typing import Any
 import yaml
 
 from asiclab import AsiclabError, __version__, results
+from asiclab import params as params_mod
 from asiclab.dataset import NONE, git_commit
 
 KERNEL_NAME = "asiclab"
 MANIFEST = "manifest.json"
 SUMMARY = "summary.md"
+ENV_RUNS_DIR = "ASICLAB_RUNS_DIR"
+"""Environment variable: where run directories go when ``runs_dir`` is not given."""
 _NB_RE = re.compile(r"^(\d\d)_[A-Za-z0-9_]+\.ipynb$")
 #: Packages whose versions are recorded in the manifest.
 RECORDED_PACKAGES = ("asiclab", "numpy", "scipy", "pandas", "xarray", "netCDF4", "matplotlib",
@@ -305,6 +308,7 @@ def reproduce(
     notebooks_dir: str | os.PathLike[str] | None = None,
     runs_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
+    base_dir: str | os.PathLike[str] | None = None,
 ) -> RunResult:
     """Execute the notebooks in order with papermill and write the run directory.
 
@@ -322,9 +326,13 @@ def reproduce(
         ``{notebook: {parameter: value}}`` applied on top of the parameter file.
     notebooks_dir, runs_dir : path-like, optional
         Where the notebooks are and where run directories go (default: the project's
-        ``notebooks/`` and ``papermill_runs/``).
+        ``notebooks/``, and ``$ASICLAB_RUNS_DIR`` or the project's ``papermill_runs/``).
     progress : bool
         Show papermill's per-cell progress bar.
+    base_dir : path-like, optional
+        Directory that relative path parameters (``Param(path=True)``, e.g. ``log_path``) are
+        resolved from (default: the current working directory, the shell's directory for
+        ``asiclab reproduce``); recorded as ``base_dir`` in ``manifest.json``.
 
     Returns
     -------
@@ -360,7 +368,8 @@ def reproduce(
     run_id = run_id or _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     if not re.match(r"^[A-Za-z0-9._-]+$", run_id):
         raise RunnerError(f"run id {run_id!r}: use letters, digits, '.', '_' and '-'")
-    base = Path(runs_dir) if runs_dir else results.project_root() / "papermill_runs"
+    base = Path(runs_dir or os.environ.get(ENV_RUNS_DIR)
+                or results.project_root() / "papermill_runs")
     run_dir = (base / run_id).resolve()
     if run_dir.exists() and any(run_dir.iterdir()):
         raise RunnerError(f"run directory {run_dir} exists already; choose another --run-id")
@@ -377,7 +386,10 @@ def reproduce(
     }
     outcome = RunResult(run_dir)
     kernel = _kernel_name()
-    old_env = {k: os.environ.get(k) for k in (results.ENV_RUN_DIR, results.ENV_NOTEBOOK)}
+    env_keys = (results.ENV_RUN_DIR, results.ENV_NOTEBOOK, params_mod.ENV_BASE_DIR)
+    old_env = {k: os.environ.get(k) for k in env_keys}
+    os.environ[params_mod.ENV_BASE_DIR] = str(Path(base_dir or Path.cwd()).resolve())
+    manifest["base_dir"] = os.environ[params_mod.ENV_BASE_DIR]
     failed = False
     try:
         for nb_path in notebooks:
