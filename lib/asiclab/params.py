@@ -103,7 +103,7 @@ class Param:
 
 
 ENV_BASE_DIR = "ASICLAB_BASE_DIR"
-"""Environment variable holding the directory relative paths are resolved from (set by the runner)."""
+"""Environment variable: the directory relative paths are resolved from (set by the runner)."""
 
 
 def base_dir() -> Path:
