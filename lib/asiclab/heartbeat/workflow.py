@@ -28,8 +28,8 @@ OVERDISPERSED_MARGIN_MV = 40.0
 #: Parameters of ``02_heartbeat.ipynb``.
 PARAMS: dict[str, Param] = {
     "capture_path": Param(str, "capture to analyse: a NetCDF file, a directory or glob of captures "
-                          "(opened lazily with dask), or '' for 01_capture of this run; relative to "
-                          "the directory `asiclab reproduce` started in", path=True),
+                          "(opened lazily with dask), or '' for 01_capture of this run; relative to"
+                          " the directory `asiclab reproduce` started in", path=True),
     "alpha": Param(float, "family-wise level after correction [1]", min=1e-6, max=0.5),
     "correction": Param(str, "multiple-testing correction over all tests and operating points",
                         choices=("holm", "fdr_bh")),
