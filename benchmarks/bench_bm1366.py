@@ -1,6 +1,7 @@
 """Benchmark: BM1366 reply decoding throughput (clean and corrupted streams).
 
-Prints replies decoded per second by :class:`asiclab.bm1366.FrameReader`, against the most a
+Prints replies decoded per second by :class:`asiclab.protocol.bm1366.FrameReader`, against the most
+a
 1 Mbaud UART can carry (11-byte replies, 10 bits per byte on the wire: 9,091 replies/s).
 """
 
@@ -10,7 +11,7 @@ import time
 
 import numpy as np
 
-from asiclab import bm1366
+from asiclab.protocol import bm1366
 
 N = 200_000
 UART_MAX = 1_000_000 / 10 / 11

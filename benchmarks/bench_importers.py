@@ -4,7 +4,7 @@ Run as ``python benchmarks/bench_importers.py``. Prints:
 
 * import throughput [rows/s] of the S9 importer on a synthetic 10,000-row log (every row is a
   full SHA256d re-verification), and on the real logs in ``../shared/realdata`` when present;
-* the CPU SHA256d rate of :func:`asiclab.mining.iter_nonces` [hashes/s], i.e. how many
+* the CPU SHA256d rate of :func:`asiclab.protocol.mining.iter_nonces` [hashes/s], i.e. how many
   difficulty-``2**-24`` shares per second an emulator can really find.
 """
 
@@ -16,7 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from asiclab import importers, mining, results
+from asiclab import results
+from asiclab.capture import importers
+from asiclab.protocol import mining
 
 REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
 

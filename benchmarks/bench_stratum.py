@@ -176,7 +176,7 @@ async def run_miners(port: int, pid: int, events: int, miners: int, window: int
 
 def one_run(events: int, miners: int, window: int) -> dict[str, object]:
     """Start a server process, run the miners, stop, read the journal back; the figures."""
-    from asiclab.journal import read_journal
+    from asiclab.capture.journal import read_journal
 
     with tempfile.TemporaryDirectory() as tmp:
         journal = Path(tmp) / "bench.journal"

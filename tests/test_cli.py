@@ -9,7 +9,8 @@ from pathlib import Path
 
 import xarray as xr
 
-from asiclab import dataset, journal
+from asiclab import dataset
+from asiclab.capture import journal
 
 
 def _asiclab() -> list[str]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from asiclab import capture, params
+from asiclab import params
+from asiclab.capture import workflow as capture
 from asiclab.params import Param, ParameterError, spec_table, validate
 
 SPEC = {

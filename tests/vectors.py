@@ -12,7 +12,7 @@ Sources
   the open-source Bitaxe firmware ESP-Miner (``components/stratum/test/test_mining.c``: real
   mainnet pool jobs; ``components/asic/bm1366.c``: command frames). The share vectors keep the
   key names of ``testvectors.json`` ("share_difficulty"); :func:`share_inputs` turns them into
-  the arguments of :func:`asiclab.mining.verify_share`.
+  the arguments of :func:`asiclab.protocol.mining.verify_share`.
 * ``BM1366_CHIP_ID_REPLIES``: the correct chip-id replies of BM1366/BM1368/BM1370 quoted by the
   Bitaxe maintainer in ESP-Miner issue "count_asic_chips accepts any 11 bytes" (2025-03-02).
 * ``GENESIS_*``: the Bitcoin genesis block (Bitcoin Core ``chainparams.cpp``; any block
@@ -103,7 +103,7 @@ ESP_VERSION_ROLLING = {
 
 
 def share_inputs(vector: dict[str, Any]) -> dict[str, Any]:
-    """Keyword arguments of :func:`asiclab.mining.verify_share` for a share vector.
+    """Keyword arguments of :func:`asiclab.protocol.mining.verify_share` for a share vector.
 
     ``prevhash_notify`` becomes ``prevhash``; the results (``difficulty``, and ``merkle_root``
     when the coinbase parts are given) and any ``note`` are left out.

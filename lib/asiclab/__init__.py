@@ -3,8 +3,8 @@
 The package is organised as:
 
 - :mod:`asiclab.dataset`   capture schema (xarray), NetCDF I/O and validation
-- :mod:`asiclab.mining`    pure Bitcoin mining primitives (SHA256d, headers, difficulty)
-- :mod:`asiclab.importers` readers of existing share logs into the capture schema
+- :mod:`asiclab.protocol.mining`    pure Bitcoin mining primitives (SHA256d, headers, difficulty)
+- :mod:`asiclab.capture.importers` readers of existing share logs into the capture schema
 - :mod:`asiclab.devices`   one driver or model per file (simulated chip, emulators, real drivers)
 - :mod:`asiclab.params`    notebook parameter validation
 - :mod:`asiclab.results`   recorded results of a run (``results.json``)

@@ -69,7 +69,9 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 
 
 def _cmd_capture(args: argparse.Namespace) -> int:
-    from asiclab import capture, dataset, live, params
+    from asiclab import dataset, params
+    from asiclab.capture import live
+    from asiclab.capture import workflow as capture
 
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     out_dir = Path(args.out) if args.out else Path("captures") / f"{args.mode}-{stamp}"
@@ -88,7 +90,7 @@ def _cmd_capture(args: argparse.Namespace) -> int:
         import logging
 
         logging.basicConfig(format="%(asctime)s %(name)s: %(message)s")
-        logging.getLogger("asiclab.live").setLevel(logging.INFO)
+        logging.getLogger("asiclab.capture.live").setLevel(logging.INFO)
     old = signal.signal(signal.SIGTERM, _raise_interrupt)  # `kill` stops as cleanly as Ctrl-C
     try:
         ds = live.run_from_params(p, journal_path=journal_path, progress=not args.no_progress,
@@ -110,7 +112,7 @@ def _cmd_capture(args: argparse.Namespace) -> int:
 
 
 def _cmd_recover(args: argparse.Namespace) -> int:
-    from asiclab import journal
+    from asiclab.capture import journal
 
     out = journal.recover_to_file(args.journal, args.output, skip_damaged=args.skip_damaged)
     print(out)

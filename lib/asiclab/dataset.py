@@ -15,6 +15,10 @@ A capture holds four dimensions (see ``docs/ARCHITECTURE.md`` for the full table
 ``device``
     Name, model and source kind of each device. A capture from several devices is one dataset.
 
+Below the schema: saving, opening and validating captures; :func:`open_captures` opens many capture
+files as one lazy dask-backed dataset; :func:`op_event_times` and :func:`train_sizes` select the
+share train of each ``(device, operating point)``, the unit every topic analyses.
+
 Missing values are ``-1`` for integers, ``NaN`` for floats and ``""`` for strings. Missing global
 attributes are stored as the string ``"none"`` (:data:`NONE`) because NetCDF cannot store
 ``None``; :func:`get_attr` maps the sentinel back to ``None``.
@@ -23,16 +27,19 @@ attributes are stored as the string ``"none"`` (:data:`NONE`) because NetCDF can
 from __future__ import annotations
 
 import datetime as _dt
+import glob
 import json
 import os
 import subprocess
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
+from numpy.typing import NDArray
 
 from asiclab import AsiclabError, __version__
 
@@ -585,3 +592,306 @@ def concat_captures(captures: list[xr.Dataset], attrs: Mapping[str, Any] | None 
                                 "say which one the joined capture is")
     base.pop("schema_version", None)
     return build_capture(cols["event"], cols["sample"], cols["op"], cols["device"], base)
+
+
+# --------------------------------------------------------------------------------------------
+# share trains of a capture: selection per (device, op), on numpy- or dask-backed datasets
+
+
+class CaptureSelectionError(AsiclabError, ValueError):
+    """A capture lacks the variables needed, a requested device/op does not exist, or files
+    given to :func:`open_captures` are missing, unreadable or cannot be combined."""
+
+
+Key = tuple[int, int]
+"""A share train's ``(device, op)`` key; ``op = -1`` for events outside every operating point."""
+
+_EVENT_VARS = ("device_index", "op_index", "valid")
+_INDEX_VARS = {
+    "device_index": "device",
+    "op_index": "op",
+    "tel_device_index": "device",
+    "tel_op_index": "op",
+    "op_device_index": "device",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# opening many captures lazily (moved from the heartbeat topic: every topic needs it)
+
+
+def _resolve_paths(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[str]:
+    if isinstance(source, (str, os.PathLike)):
+        s = os.fspath(source)
+        if os.path.isdir(s):
+            paths = sorted(glob.glob(os.path.join(s, "*.nc")))
+        elif any(ch in s for ch in "*?["):
+            paths = sorted(glob.glob(s))
+        else:
+            paths = [s]
+    else:
+        paths = [os.fspath(p) for p in source]
+    if not paths:
+        raise CaptureSelectionError(f"no capture files found for {source!r}")
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise CaptureSelectionError(f"capture file(s) not found: {missing[:3]}")
+    return paths
+
+
+_LAZY_FILES: dict[tuple[str, int, int, int], xr.Dataset] = {}
+
+
+def _open_lazy(path: str, event_chunk: int) -> xr.Dataset:
+    """Open a capture file lazily, once per process (keyed by path, mtime, size and chunking).
+
+    Lazily opened netCDF files are never closed here. With netCDF4 1.7 / HDF5 2.2 we found that
+    closing one lazily opened handle of a file (when a dataset concatenated from several files is
+    dropped) while another handle of the same file stays open makes the next open of that file
+    crash the process; reusing one handle per file avoids ever closing a duplicate.
+    """
+    st = os.stat(path)
+    key = (os.path.abspath(path), st.st_mtime_ns, st.st_size, int(event_chunk))
+    ds = _LAZY_FILES.get(key)
+    if ds is None:
+        with warnings.catch_warnings():  # "chunks separate the stored chunks": intended
+            warnings.simplefilter("ignore", UserWarning)
+            ds = xr.open_dataset(path, engine="netcdf4", chunks={"event": event_chunk})
+        _LAZY_FILES[key] = ds
+    return ds
+
+
+def open_captures(
+    source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    event_chunk: int = 2**20,
+    source_kind: str | None = None,
+) -> xr.Dataset:
+    """Open one or many capture files as one lazy, dask-backed dataset.
+
+    This is :func:`xarray.open_mfdataset` specialised to the capture schema: every file is
+    opened lazily (dask chunks of ``event_chunk`` events), the index variables
+    (``device_index``, ``op_index``, ``tel_*``, ``op_device_index``) of each file are offset past
+    those of the files before it (``-1`` stays ``-1``), and each dimension group (``event``,
+    ``sample``, ``op``, ``device``) is concatenated along its own dimension, so the result obeys
+    the capture schema. (A plain ``open_mfdataset`` cannot do this: it concatenates along one
+    dimension and cannot renumber the indices.) Nothing is loaded until computed. Added:
+    ``device_source_file`` (device dim) naming each device's file, and the global attribute
+    ``source_files`` (JSON list). Global attributes are taken from the first file. Files of
+    different ``source_kind`` are refused unless ``source_kind`` says which kind the combination
+    is (as :func:`concat_captures` does); per-device kinds stay in
+    ``device_source_kind``. Each file read is logged with :func:`asiclab.results.log_file` and
+    the result is checked with :func:`asiclab.dataset.validate_capture`.
+
+    Parameters
+    ----------
+    source : str, path or sequence of paths
+        A directory (all ``*.nc`` inside, sorted by name), a glob pattern, one file, or a list.
+    event_chunk : int
+        Dask chunk length along ``event`` [events].
+    source_kind : str, optional
+        Global ``source_kind`` of the combination when the files disagree.
+
+    Returns
+    -------
+    xarray.Dataset
+    """
+    from asiclab import results
+
+    paths = _resolve_paths(source)
+    files = []
+    for p in paths:
+        try:
+            files.append(_open_lazy(p, event_chunk))
+        except Exception as exc:  # backends raise OSError, ValueError, RuntimeError...
+            raise CaptureSelectionError(f"{p}: unreadable capture: {exc}") from exc
+    kinds = sorted({str(f.attrs.get("source_kind", "none")) for f in files})
+    if source_kind is None and len(kinds) > 1:
+        raise CaptureSelectionError(
+            f"captures of different source kinds {kinds}: pass source_kind= to say which "
+            "kind the combination is")
+    groups: dict[str, list[xr.Dataset]] = {d: [] for d in ("event", "sample", "op", "device")}
+    dev_off = op_off = 0
+    for p, f in zip(paths, files, strict=True):
+        off = {"device": dev_off, "op": op_off}
+        f = f.copy()
+        for v, kind in _INDEX_VARS.items():
+            if v in f.data_vars and off[kind]:
+                a = f[v]
+                f[v] = xr.where(a >= 0, a + off[kind], a).astype(a.dtype).assign_attrs(a.attrs)
+        n_dev = f.sizes.get("device", 0)
+        f["device_source_file"] = ("device", np.full(n_dev, os.path.basename(p), dtype=object),
+                                   {"units": "1", "long_name": "capture file of the device"})
+        for dim, lst in groups.items():
+            names = [v for v in f.data_vars if f[v].dims == (dim,)]
+            lst.append(f[names])
+        dev_off += n_dev
+        op_off += f.sizes.get("op", 0)
+    parts = [
+        xr.concat(lst, dim=dim, data_vars="all", coords="minimal", compat="override",
+                  join="outer", combine_attrs="override")
+        for dim, lst in groups.items() if lst
+    ]
+    ds = xr.merge(parts, compat="override", join="outer", combine_attrs="override")
+    ds.attrs = dict(files[0].attrs)
+    if source_kind is not None:
+        ds.attrs["source_kind"] = source_kind
+    ds.attrs["source_files"] = json.dumps([os.path.basename(p) for p in paths])
+    try:
+        validate_capture(ds)
+    except CaptureFormatError as exc:
+        raise CaptureSelectionError(f"combined capture does not follow the schema: {exc}") from exc
+    for p in paths:
+        results.log_file(p, "read")
+    return ds
+
+
+# --------------------------------------------------------------------------------------------
+# selection
+
+
+def _check_event_vars(ds: xr.Dataset, time_var: str, unassigned: str) -> tuple[str, ...]:
+    need = (time_var, *_EVENT_VARS)
+    missing = [v for v in need if v not in ds.variables]
+    if missing:
+        raise CaptureSelectionError(f"capture lacks event variable(s) {missing}")
+    if unassigned not in ("auto", "include", "exclude"):
+        raise CaptureSelectionError("unassigned must be 'auto', 'include' or 'exclude'")
+    return need
+
+
+def _usable_events(
+    ds: xr.Dataset,
+    time_var: str,
+    valid_only: bool,
+    chunk_events: int,
+    device: int | None = None,
+    op: int | None = None,
+) -> Iterator[tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]]:
+    """Events of ``ds`` chunk by chunk: times [ns], device and op indices, as int64 arrays.
+
+    Kept: time >= 0, device >= 0, op >= -1 (and valid, and the given device / op, if asked).
+    """
+    sub = ds[[time_var, *_EVENT_VARS]]
+    for i0 in range(0, ds.sizes.get("event", 0), chunk_events):
+        c = sub.isel(event=slice(i0, i0 + chunk_events)).compute()
+        t = np.asarray(c[time_var].values, dtype=np.int64)
+        dv = np.asarray(c["device_index"].values, dtype=np.int64)
+        ov = np.asarray(c["op_index"].values, dtype=np.int64)
+        m = (t >= 0) & (dv >= 0) & (ov >= -1)
+        if valid_only:
+            m &= np.asarray(c["valid"].values, dtype=bool)
+        if device is not None:
+            m &= dv == device
+        if op is not None:
+            m &= ov == op
+        yield t[m], dv[m], ov[m]
+
+
+def op_event_times(
+    ds: xr.Dataset,
+    *,
+    device: int | None = None,
+    op: int | None = None,
+    valid_only: bool = True,
+    time_var: str = "t_host_ns",
+    unassigned: str = "auto",
+    chunk_events: int = 2**22,
+    max_per_group: int | None = None,
+) -> dict[Key, NDArray[np.int64]]:
+    """Sorted event times of each ``(device, op)`` share train of a capture.
+
+    Works on numpy- and dask-backed datasets: the event variables are read in slices of
+    ``chunk_events`` (memory bounded by the slice plus the selected times).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Capture (schema of :mod:`asiclab.dataset`).
+    device, op : int, optional
+        Restrict to one device / operating point.
+    valid_only : bool
+        Keep only events with ``valid`` true.
+    time_var : str
+        ``"t_host_ns"`` (default) or ``"t_mono_ns"``.
+    unassigned : str
+        Events with ``op_index == -1``: ``"auto"`` keeps them as ``(device, -1)`` only for a
+        device with no event inside an operating point; ``"include"`` always; ``"exclude"``
+        never.
+    chunk_events : int
+        Events read at once.
+    max_per_group : int, optional
+        Keep at most this many events per train: the first ones in file order (captures are
+        written in time order). Bounds memory for huge operating points.
+
+    Returns
+    -------
+    dict
+        ``{(device, op): times}`` with times in ns [int64], sorted.
+    """
+    _check_event_vars(ds, time_var, unassigned)
+    stride = max(ds.sizes.get("op", 0), 0) + 1
+    parts: dict[int, list[NDArray[np.int64]]] = {}
+    kept: dict[int, int] = {}
+    for tt, dv, ov in _usable_events(ds, time_var, valid_only, chunk_events, device, op):
+        key = dv * stride + (ov + 1)
+        if key.size == 0:
+            continue
+        order = np.argsort(key, kind="stable")
+        key, tt = key[order], tt[order]
+        uk, start = np.unique(key, return_index=True)
+        for k, a, b in zip(uk, start, np.append(start[1:], key.size), strict=True):
+            k = int(k)
+            if max_per_group is not None:
+                b = min(b, a + max_per_group - kept.get(k, 0))
+                if b <= a:
+                    continue
+            kept[k] = kept.get(k, 0) + (b - a)
+            parts.setdefault(k, []).append(tt[a:b].copy())
+    out: dict[Key, NDArray[np.int64]] = {}
+    for k, lst in sorted(parts.items()):
+        out[(k // stride, k % stride - 1)] = np.sort(np.concatenate(lst))
+    return _apply_unassigned(out, unassigned)
+
+
+def train_sizes(
+    ds: xr.Dataset,
+    *,
+    valid_only: bool = True,
+    time_var: str = "t_host_ns",
+    unassigned: str = "auto",
+    chunk_events: int = 2**22,
+) -> dict[Key, int]:
+    """Number of events of each ``(device, op)`` share train, in one pass over the index variables.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Capture.
+    valid_only, time_var, unassigned, chunk_events
+        As in :func:`op_event_times`.
+
+    Returns
+    -------
+    dict
+        ``{(device, op): n_events}``.
+    """
+    _check_event_vars(ds, time_var, unassigned)
+    counts: dict[Key, int] = {}
+    n_op = max(ds.sizes.get("op", 0), 0)
+    for _, dv, ov in _usable_events(ds, time_var, valid_only, chunk_events):
+        key = dv * (n_op + 1) + (ov + 1)
+        uk, cnt = np.unique(key, return_counts=True)
+        for k, v in zip(uk.tolist(), cnt.tolist(), strict=True):
+            kk = (k // (n_op + 1), k % (n_op + 1) - 1)
+            counts[kk] = counts.get(kk, 0) + v
+    return _apply_unassigned(dict(sorted(counts.items())), unassigned)
+
+
+def _apply_unassigned(groups: dict[Key, Any], rule: str) -> dict[Key, Any]:
+    if rule == "exclude":
+        return {k: v for k, v in groups.items() if k[1] >= 0}
+    if rule == "auto":
+        assigned = {k[0] for k in groups if k[1] >= 0}
+        return {k: v for k, v in groups.items() if k[1] >= 0 or k[0] not in assigned}
+    return groups

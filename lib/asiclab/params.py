@@ -3,7 +3,7 @@
 Each notebook declares its parameters in a ``parameters`` cell and validates them in the next
 cell against a specification held by the library (``asiclab.<topic>.PARAMS``)::
 
-    p = asiclab.params.validate(globals(), asiclab.capture.PARAMS, notebook="01_capture")
+    p = asiclab.params.validate(globals(), asiclab.capture.workflow.PARAMS, notebook="01_capture")
 
 A wrong value or type stops the run with :class:`ParameterError` naming the parameter, the value
 given and what is allowed.

@@ -578,7 +578,7 @@ def test_failed_restore_is_loud(quick_client: AxeOSClient, emu: AxeOSEmulator) -
 def test_poller_feeds_the_journal(tmp_path: Any, client: AxeOSClient, emu: AxeOSEmulator) -> None:
     import functools
 
-    from asiclab.journal import Journal, read_journal
+    from asiclab.capture.journal import Journal, read_journal
 
     with Journal(tmp_path / "cap.journal", attrs={"source_kind": "emulated"}) as journal:
         dev = journal.register_device("lv06-emu", model="BM1366")

@@ -22,7 +22,7 @@ import pytest
 import xarray as xr
 
 import vectors
-from asiclab import bm1366, dataset, mining
+from asiclab import dataset
 from asiclab.devices.bm1366_uart import (
     ERROR_DUPLICATE,
     ERROR_HARDWARE,
@@ -35,6 +35,7 @@ from asiclab.devices.bm1366_uart import (
     events_to_capture,
     port_from_env,
 )
+from asiclab.protocol import bm1366, mining
 
 TV = vectors.ESP_SHARE_ROOT  # testvectors.json share_difficulty[1] (ESP-Miner test_mining.c)
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 import vectors
-from asiclab import mining
+from asiclab.capture.journal import read_jobs, read_journal
 from asiclab.devices.cpu_miner import AGENT, CPUMiner, CPUMinerError, search_worker
 from asiclab.devices.stratum_server import StratumCaptureServer
-from asiclab.journal import read_jobs, read_journal
+from asiclab.protocol import mining
 
 # Header of the first share vector of ESP-Miner's test_mining.c (shared/reference/
 # testvectors.json; copied in tests/vectors.py): its published nonce 0x0a029ed1 gives difficulty

@@ -3,7 +3,8 @@
 The emulator is first exercised with plain pyserial and byte strings (command vectors copied
 from ``shared/reference/testvectors.json``, which come from the Bitaxe firmware ESP-Miner; the
 chip-id reply ``AA 55 13 66 00 00 00 00 00 00 05`` of a real BM1366 quoted in ESP-Miner's issue
-tracker; both in ``tests/vectors.py``), and its nonces are verified with :mod:`asiclab.mining`
+tracker; both in ``tests/vectors.py``), and its nonces are verified with
+:mod:`asiclab.protocol.mining`
 only, so that a mistake shared by the driver and the emulator cannot hide. Then the driver runs
 against it with corrupted frames injected.
 
@@ -21,10 +22,11 @@ import pytest
 import serial
 
 import vectors
-from asiclab import bm1366, dataset, mining
-from asiclab.bm1366 import BM1366Job, FrameReader, NonceReply, RegisterReply
+from asiclab import dataset
 from asiclab.devices.bm1366_uart import ERROR_HARDWARE, BM1366Driver
 from asiclab.devices.emulated_bm1366 import EmulatedBM1366, EmulatorError
+from asiclab.protocol import bm1366, mining
+from asiclab.protocol.bm1366 import BM1366Job, FrameReader, NonceReply, RegisterReply
 
 VEC = vectors.BM1366_COMMAND_FRAMES  # testvectors.json bm1366_command_frames (ESP-Miner)
 REAL_CHIP_ID_REPLY = vectors.BM1366_CHIP_ID_REPLIES[0x1366]
@@ -102,7 +104,8 @@ def test_chip_side_protocol_with_plain_pyserial():
 
 
 def test_nonces_really_verify_with_rolled_versions():
-    """Replies meet the emulator difficulty, rebuilt from Stratum fields by asiclab.mining."""
+    """Replies meet the emulator difficulty, rebuilt from Stratum fields by
+    asiclab.protocol.mining."""
     with EmulatedBM1366(seed=1, nonce_difficulty=ND, speedup=150.0, lookahead_s=0.05) as emu, \
             serial.serial_for_url(emu.port, timeout=0.02) as port:
         port.write(bm1366.version_mask_command(0x1FFFE000))

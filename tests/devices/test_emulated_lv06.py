@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import vectors
-from asiclab import mining
+from asiclab.capture.journal import read_journal, recover
 from asiclab.devices.emulated_axeos import ChipHandle
 from asiclab.devices.emulated_lv06 import (
     AGENT,
@@ -22,7 +22,7 @@ from asiclab.devices.emulated_lv06 import (
 )
 from asiclab.devices.simulated import ChipEvents, ChipModelParams, SimulatedChip
 from asiclab.devices.stratum_server import StratumCaptureServer
-from asiclab.journal import read_journal, recover
+from asiclab.protocol import mining
 
 # Known-answer header: the second share vector of ESP-Miner's test_mining.c
 # (shared/reference/testvectors.json, "merkle root given directly"; copied in tests/vectors.py),

@@ -22,7 +22,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from asiclab import dataset, mining
+from asiclab import dataset
+from asiclab.capture.journal import read_jobs, read_journal, recover, recover_to_file
 from asiclab.devices.stratum_server import (
     UNATTRIBUTED,
     ClientJob,
@@ -33,7 +34,7 @@ from asiclab.devices.stratum_server import (
     agent_device_info,
     build_coinbase_parts,
 )
-from asiclab.journal import read_jobs, read_journal, recover, recover_to_file
+from asiclab.protocol import mining
 
 TRIVIAL = 2.0**-40  # every hash meets it (target capped at 2**256 - 1)
 
@@ -171,7 +172,7 @@ def test_refuses_lan_without_opt_in(tmp_path: Path) -> None:
 
 
 def test_share_verification_agrees_with_the_mining_reference(tmp_path: Path) -> None:
-    """The server's header rebuild must match asiclab.mining.verify_share exactly."""
+    """The server's header rebuild must match asiclab.protocol.mining.verify_share exactly."""
 
     async def main() -> None:
         async with StratumCaptureServer(tmp_path / "c.journal", job_interval_s=None) as srv:

@@ -3,7 +3,7 @@
 The port is a pyserial URL (:func:`serial.serial_for_url`): a device such as ``/dev/ttyUSB0``,
 a pseudo-terminal (e.g. :class:`asiclab.devices.emulated_bm1366.EmulatedBM1366`), ``loop://`` or
 ``socket://host:port`` all work. Framing, CRCs and decoding are the pure functions of
-:mod:`asiclab.bm1366`; this module adds the port, timing and bookkeeping:
+:mod:`asiclab.protocol.bm1366`; this module adds the port, timing and bookkeeping:
 
 * chip enumeration (chip-id broadcast read), chain inactive and address assignment;
 * PLL frequency (optionally ramped in 6.25 MHz steps like the firmware), ticket mask, version
@@ -12,12 +12,13 @@ a pseudo-terminal (e.g. :class:`asiclab.devices.emulated_bm1366.EmulatedBM1366`)
 * a reader that turns replies into :class:`NonceEvent` records: host receive time
   (``time.time_ns`` and ``time.monotonic_ns`` when the bytes were read), job, core, small core,
   chip, rolled version, nonce, and SHA256d verification against the job (achieved difficulty,
-  valid flag). Corrupted frames are counted and skipped (:class:`asiclab.bm1366.FrameReader`);
+  valid flag). Corrupted frames are counted and skipped
+  (:class:`asiclab.protocol.bm1366.FrameReader`);
 * :meth:`BM1366Driver.capture`, which records for a duration and returns a capture dataset
   (:func:`asiclab.dataset.build_capture`), with a tqdm bar; Ctrl-C stops it and keeps what was
   captured.
 
-Verification: each nonce is hashed with its job's header (:mod:`asiclab.mining`) and judged
+Verification: each nonce is hashed with its job's header (:mod:`asiclab.protocol.mining`) and judged
 against :attr:`BM1366Driver.verify_difficulty` -- by default the ticket difficulty last written
 (1 before any write). An emulator that uses its own, lower difficulty (see
 :mod:`asiclab.devices.emulated_bm1366`) must be told to the driver through that attribute.
@@ -51,8 +52,9 @@ import serial
 import xarray as xr
 from tqdm.auto import tqdm
 
-from asiclab import AsiclabError, bm1366, dataset, mining
-from asiclab.bm1366 import (
+from asiclab import AsiclabError, dataset
+from asiclab.protocol import bm1366, mining
+from asiclab.protocol.bm1366 import (
     CHIP_ID,
     BM1366Job,
     ChipIdReply,
@@ -432,7 +434,8 @@ class BM1366Driver:
         """Read what the port has (waiting at most ``timeout``) and return the new nonces.
 
         Register and chip-id replies go to :attr:`register_replies`. When nothing arrives, the
-        frame reader settles any pending decision (:meth:`asiclab.bm1366.FrameReader.flush`).
+        frame reader settles any pending decision
+        (:meth:`asiclab.protocol.bm1366.FrameReader.flush`).
         """
         out: list[NonceEvent] = list(self._backlog)
         self._backlog.clear()
@@ -589,7 +592,7 @@ class BM1366Driver:
 
     def write_register(self, register: int, value: int | bytes, *, chip_address: int = 0,
                        broadcast: bool = True) -> None:
-        """Write a register (see :func:`asiclab.bm1366.write_register_command`)."""
+        """Write a register (see :func:`asiclab.protocol.bm1366.write_register_command`)."""
         self.write(bm1366.write_register_command(register, value, chip_address=chip_address,
                                                  broadcast=broadcast))
 

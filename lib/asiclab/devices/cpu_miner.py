@@ -27,13 +27,14 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from asiclab import AsiclabError, mining
+from asiclab import AsiclabError
 from asiclab.devices.stratum_server import (
     ClientJob,
     StratumClient,
     StratumError,
     StratumMiner,
 )
+from asiclab.protocol import mining
 
 __all__ = ["AGENT", "CPUMiner", "CPUMinerError", "CPUMinerStats", "search_worker"]
 

@@ -4,7 +4,7 @@ Everything this emulator sends is **emulated** and must be labelled so (``source
 "emulated"``). It opens a pseudo-terminal (:func:`os.openpty`) and exposes the slave side as
 :attr:`EmulatedBM1366.port`, a path that any pyserial client -- in particular
 :class:`asiclab.devices.bm1366_uart.BM1366Driver` -- opens like a real USB-serial adapter.
-A background thread speaks the chip side (framing from :mod:`asiclab.bm1366`):
+A background thread speaks the chip side (framing from :mod:`asiclab.protocol.bm1366`):
 
 * answers chip-id reads (``AA 55 13 66 00 <addr> <addr> 00 00 00 crc``, as a real BM1366: its
   core-count byte is 0) and other register reads (stored values; 0x4C = hardware errors sent);
@@ -75,8 +75,9 @@ from typing import Any
 
 import numpy as np
 
-from asiclab import AsiclabError, bm1366
-from asiclab.mining import target_from_difficulty
+from asiclab import AsiclabError
+from asiclab.protocol import bm1366
+from asiclab.protocol.mining import target_from_difficulty
 
 try:  # the timing model; the Poisson fallback is used when it is unavailable
     from asiclab.devices.simulated import SimulatedChip, SimulatorError

@@ -45,7 +45,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from asiclab import AsiclabError, mining
+from asiclab import AsiclabError
 from asiclab.devices.stratum_server import (
     ERR_LOW_DIFFICULTY,
     StratumClient,
@@ -53,6 +53,7 @@ from asiclab.devices.stratum_server import (
     StratumMiner,
     SubmitResult,
 )
+from asiclab.protocol import mining
 
 __all__ = [
     "AGENT",
@@ -105,7 +106,7 @@ def search_core_nonce(
     Parameters
     ----------
     prefix : bytes
-        First 76 header bytes (:func:`asiclab.mining.header_prefix`).
+        First 76 header bytes (:func:`asiclab.protocol.mining.header_prefix`).
     difficulty : float
         Pool difficulty [1].
     core_id : int
@@ -119,7 +120,7 @@ def search_core_nonce(
 
     Returns
     -------
-    asiclab.mining.NonceHit or None
+    asiclab.protocol.mining.NonceHit or None
         ``(nonce, difficulty, hash)`` with ``nonce`` the submit value; None if none was found.
     """
     if len(prefix) != 76:

@@ -2,10 +2,12 @@
 
 The capture server is a local "pool" that miners (real LV06/Bitaxe/S9, the emulated LV06, the CPU
 miner) mine against. It does not pay anyone or build blocks: it hands out jobs, verifies every
-``mining.submit`` by SHA256d against its job (:mod:`asiclab.mining`) and streams each submission,
-valid or not, with its receipt timestamps to an append-only :class:`asiclab.journal.Journal`,
+``mining.submit`` by SHA256d against its job (:mod:`asiclab.protocol.mining`) and streams each
+submission,
+valid or not, with its receipt timestamps to an append-only
+:class:`asiclab.capture.journal.Journal`,
 which becomes the capture dataset at the end (:meth:`StratumCaptureServer.to_dataset`) or after a
-crash (:func:`asiclab.journal.recover`).
+crash (:func:`asiclab.capture.journal.recover`).
 
 Protocol (Stratum v1 as in ``protocols.md``)
 --------------------------------------------
@@ -31,7 +33,7 @@ they fall out of the ``max_jobs`` most recent ones) and on demand via
 :meth:`StratumCaptureServer.new_job` (``clean=True`` by default: every earlier job becomes stale,
 error 21). ``new_job(payload=b"...")`` puts an experiment payload into the coinbase (an
 ``OP_RETURN`` output in ``coinb2``), so it changes the Merkle root and hence every header the
-miners hash; the journal's job records (:func:`asiclab.journal.read_jobs`) map job ids to
+miners hash; the journal's job records (:func:`asiclab.capture.journal.read_jobs`) map job ids to
 payloads. A job also rotates by itself once ``max_shares_per_job`` shares were accepted on it.
 
 Devices
@@ -70,8 +72,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from asiclab import AsiclabError, mining
-from asiclab.journal import Journal, JournalError, clean_text, recover
+from asiclab import AsiclabError
+from asiclab.capture.journal import Journal, JournalError, clean_text, recover
+from asiclab.protocol import mining
 
 __all__ = [
     "DEFAULT_VERSION_MASK",
@@ -716,7 +719,7 @@ class StratumCaptureServer:
     Parameters
     ----------
     journal_path : path-like
-        Journal file to create (:class:`asiclab.journal.Journal`).
+        Journal file to create (:class:`asiclab.capture.journal.Journal`).
     host : str
         Address to bind; loopback by default. Anything else needs ``allow_lan=True``.
     port : int

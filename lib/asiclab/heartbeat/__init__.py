@@ -25,10 +25,10 @@ Layout
     The papers' windowed CV and histogram entropy, reproduced, against Poisson.
 :mod:`~asiclab.heartbeat.power`
     Smallest detectable CV / modulation depth and events needed.
-:mod:`~asiclab.heartbeat.capture`
+:mod:`~asiclab.heartbeat.report`
     Dataset wrappers: :func:`open_captures`, :func:`op_event_times`, :func:`analyze_capture`.
 
-Figures are in :mod:`asiclab.heartbeat_plots`.
+Figures are in :mod:`asiclab.heartbeat.plots`.
 """
 
 from __future__ import annotations
@@ -50,15 +50,6 @@ from asiclab.heartbeat.battery import (
     spectral_tests,
     verdict,
 )
-from asiclab.heartbeat.capture import (
-    HeartbeatReport,
-    analyze_capture,
-    analyze_intervals,
-    analyze_times,
-    op_event_times,
-    open_captures,
-    train_sizes,
-)
 from asiclab.heartbeat.nulls import (
     simulate_gamma_intervals,
     simulate_modulated_poisson_times,
@@ -74,6 +65,12 @@ from asiclab.heartbeat.power import (
     n_required_modulation,
     power_curve_table,
     simulated_power,
+)
+from asiclab.heartbeat.report import (
+    HeartbeatReport,
+    analyze_capture,
+    analyze_intervals,
+    analyze_times,
 )
 from asiclab.heartbeat.surrogates import surrogate_comparison
 
@@ -98,8 +95,6 @@ __all__ = [
     "modulation_test_power",
     "n_required_cv",
     "n_required_modulation",
-    "op_event_times",
-    "open_captures",
     "paper_metrics",
     "paper_metrics_table",
     "power_curve_table",
@@ -110,6 +105,5 @@ __all__ = [
     "simulated_power",
     "spectral_tests",
     "surrogate_comparison",
-    "train_sizes",
     "verdict",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from asiclab import AsiclabError
+from asiclab.dataset import CaptureSelectionError
 
 
 class HeartbeatError(AsiclabError):
@@ -17,9 +18,8 @@ class InsufficientDataError(HeartbeatError):
     """Too few events for the requested statistic."""
 
 
-class CaptureSelectionError(HeartbeatError):
-    """A capture lacks the variables needed, or a requested device/op does not exist."""
-
+# ``CaptureSelectionError`` (a capture lacks the variables needed, or a requested device/op does not
+# exist) is the shared :class:`asiclab.dataset.CaptureSelectionError`, re-exported here.
 
 __all__ = [
     "CaptureSelectionError",

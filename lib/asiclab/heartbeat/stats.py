@@ -178,8 +178,8 @@ def rate_confidence_interval(
 
     See Also
     --------
-    asiclab.capture.poisson_rate_ci : Garwood's interval for ``n`` events counted in a fixed
-        observation window (upper bound from ``chi2(2n + 2)``).
+    asiclab.capture.workflow.poisson_rate_ci : Garwood's interval for ``n`` events counted in a
+        fixed observation window (upper bound from ``chi2(2n + 2)``).
     """
     if n_intervals < 1 or not span_s > 0:
         raise InsufficientDataError("need at least one interval and a positive span")

@@ -2,7 +2,7 @@
 
 The notebook stays thin: it validates its parameters against :data:`PARAMS`, loads the capture
 with :func:`load_capture`, runs :func:`asiclab.heartbeat.analyze_capture`, and calls the plots of
-:mod:`asiclab.heartbeat_plots` for the trains chosen by :func:`detail_trains`.
+:mod:`asiclab.heartbeat.plots` for the trains chosen by :func:`detail_trains`.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ import pandas as pd
 import xarray as xr
 
 from asiclab import dataset
+from asiclab.dataset import open_captures
 from asiclab.heartbeat._errors import HeartbeatInputError
-from asiclab.heartbeat.capture import HeartbeatReport, open_captures
 from asiclab.heartbeat.power import n_required_cv
+from asiclab.heartbeat.report import HeartbeatReport
 from asiclab.params import Param
 
 #: Margin above the model's edge [mV] beyond which the simulated chip is Poisson by construction
@@ -51,7 +52,7 @@ def load_capture(p: dict[str, Any]) -> xr.Dataset:
     A directory or a glob pattern is opened lazily with dask (:func:`open_captures`), so captures
     larger than memory work.
     """
-    from asiclab import capture
+    from asiclab.capture import workflow as capture
 
     text = p["capture_path"]
     if not text:
@@ -98,7 +99,7 @@ def detail_figures(report: HeartbeatReport, intervals: np.ndarray, device: int, 
     Counting curves, QQ plot, autocorrelation, DFA and spectrum; a figure the train has too few
     events for is left out, and the reason is printed (a short train is a result, not an error).
     """
-    from asiclab import heartbeat_plots as hp
+    from asiclab.heartbeat import plots as hp
 
     makers = {
         "counting": lambda: hp.plot_counting_curves(report, device, op),

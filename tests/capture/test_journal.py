@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from asiclab import dataset
-from asiclab.journal import (
+from asiclab.capture.journal import (
     EVENT_FIELDS,
     Journal,
     JournalError,

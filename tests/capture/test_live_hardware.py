@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asiclab import dataset, live
+from asiclab import dataset
+from asiclab.capture import live
 
 
 @pytest.mark.hardware

@@ -1,4 +1,5 @@
-"""Live capture (asiclab.live): sweep plans, the four modes, interruption, the CLI and the notebook.
+"""Live capture (asiclab.capture.live): sweep plans, the four modes, interruption, the CLI and the
+notebook.
 
 The end-to-end proof runs over loopback: the emulated LV06 (Stratum side) and the AxeOS emulator
 (HTTP side) share one simulated chip; the capture goes through the same AxeOS client, sweep guard
@@ -28,14 +29,16 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from asiclab import capture, dataset, journal, live, params, plotting, runner
+from asiclab import dataset, params, plotting, runner
+from asiclab.capture import journal, live
+from asiclab.capture import workflow as capture
 from asiclab.devices.axeos import SafetyEnvelope, UnsafeSettingError
 from asiclab.devices.emulated_axeos import AxeOSEmulator, ChipHandle
 from asiclab.devices.emulated_lv06 import EmulatedLV06
 from asiclab.devices.simulated import ChipModelParams, SimulatedChip
 from asiclab.devices.stratum_server import ERR_LOW_DIFFICULTY
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 QUICK = ROOT / "notebooks" / "params" / "quick.yaml"
 
 

@@ -19,7 +19,8 @@ Sources of the vectors copied below:
   algorithms" (reveng.sourceforge.io).
 
 Independent implementations: the CRC-5 is re-computed by GF(2) polynomial division below, and
-headers are rebuilt with :mod:`asiclab.mining` (a separate implementation of the byte orders).
+headers are rebuilt with :mod:`asiclab.protocol.mining` (a separate implementation of the byte
+orders).
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import vectors
-from asiclab import AsiclabError, bm1366, mining
-from asiclab.bm1366 import (
+from asiclab import AsiclabError
+from asiclab.protocol import bm1366, mining
+from asiclab.protocol.bm1366 import (
     BM1366Job,
     ChipIdReply,
     CommandReader,
@@ -159,7 +161,7 @@ def test_real_trace_job_and_nonces_verify():
         assert 0 <= reply.small_core <= 7 and 0 <= reply.core < bm1366.CORE_COUNT
         rolled = reply.rolled_version(job.version)
         header = job.header(reply.nonce_bytes, rolled)
-        # the same header from the Stratum view, built by asiclab.mining
+        # the same header from the Stratum view, built by asiclab.protocol.mining
         assert header == mining.build_header(rolled, mining.swap_words(job.prevhash),
                                              job.merkle_root, job.ntime, job.nbits, reply.nonce)
         # a wrong byte order would give difficulty >= 1 with probability 2**-32 per nonce

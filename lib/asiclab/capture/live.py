@@ -2,8 +2,9 @@
 
 A live capture applies a :class:`SweepPlan` (operating points, each with a settle and a dwell
 time) to one miner and records every share or nonce with host timestamps, plus telemetry, in a
-crash-safe journal (:mod:`asiclab.journal`). The capture dataset is recovered from that journal at
-the end (:func:`asiclab.journal.recover`), so what the dataset holds is exactly what was
+crash-safe journal (:mod:`asiclab.capture.journal`). The capture dataset is recovered from that
+journal at
+the end (:func:`asiclab.capture.journal.recover`), so what the dataset holds is exactly what was
 journalled, and a crash loses at most the last flush interval (``asiclab recover`` turns the
 journal of a crashed run into a capture).
 
@@ -803,8 +804,8 @@ class _SerialBackend(_Backend):
                 f"keep one voltage in the plan (got {sorted(voltages)} mV)")
 
     def open(self, journal_path: Path, attrs: dict[str, Any], sweep: _Sweep) -> None:
+        from asiclab.capture.journal import Journal
         from asiclab.devices.bm1366_uart import BM1366Driver, SyntheticJobs
-        from asiclab.journal import Journal
 
         url = self.port
         first = self.plan.points[0]
@@ -985,7 +986,7 @@ class _Sweep:
     def run(self, journal_path: Path, attrs: dict[str, Any]) -> xr.Dataset:
         from tqdm.auto import tqdm
 
-        from asiclab import journal as jmod
+        from asiclab.capture import journal as jmod
 
         be = self.backend
         interrupted = False
@@ -1284,7 +1285,7 @@ def run_from_params(p: Mapping[str, Any], *, journal_path: str | Path, progress:
     Parameters
     ----------
     p : mapping
-        Output of ``asiclab.params.validate(..., asiclab.capture.PARAMS)`` (the live keys:
+        Output of ``asiclab.params.validate(..., asiclab.capture.workflow.PARAMS)`` (the live keys:
         ``live_mode``, ``voltages_mV``, ``sweep_frequencies_MHz`` / ``frequency_MHz``,
         ``settle_s``, ``dwell_s``, ``telemetry_interval_s``, ``miner_url``, ``worker``,
         ``listen_host``, ``listen_port``, ``allow_lan``, ``pool_difficulty``, ``serial_port``,

@@ -1,4 +1,4 @@
-"""Tests of asiclab.heartbeat (Silicon-Heartbeat statistics) and asiclab.heartbeat_plots.
+"""Tests of asiclab.heartbeat (Silicon-Heartbeat statistics) and asiclab.heartbeat.plots.
 
 Known answers used:
 
@@ -22,6 +22,7 @@ import pytest
 import xarray as xr
 from scipy import stats
 
+from asiclab import dataset
 from asiclab import heartbeat as hb
 from asiclab.heartbeat import battery, nulls, paper, power, spectral, surrogates
 from asiclab.heartbeat import stats as hs
@@ -401,7 +402,6 @@ def test_power_functions() -> None:
 
 def _capture(kinds: tuple[float, ...] = (1.0, 0.7, 1.0), *, source_kind: str = "simulated",
              seed: int = 0) -> xr.Dataset:
-    from asiclab import dataset
 
     r = rng(100 + seed)
     t0 = 1_700_000_000 * 10**9
@@ -470,7 +470,6 @@ def test_analyze_capture(capture_report: tuple[xr.Dataset, hb.HeartbeatReport]) 
 
 
 def test_selection_rules() -> None:
-    from asiclab import dataset
 
     t = np.arange(6, dtype=np.int64) * 10**9
     ds = dataset.build_capture(
@@ -480,28 +479,27 @@ def test_selection_rules() -> None:
                 "valid": np.r_[[True] * 12, [True]]},
         ops={"op_device_index": [1], "op_voltage_set": [1100.0]},
         attrs={"source_kind": "simulated"})
-    g = hb.op_event_times(ds)
+    g = dataset.op_event_times(ds)
     assert set(g) == {(0, -1), (1, 0)}  # device 0 has no op: its whole record
     assert g[(0, -1)].size == 6  # unknown time (-1) dropped
-    assert set(hb.op_event_times(ds, unassigned="include")) == {(0, -1), (1, -1), (1, 0)}
-    assert set(hb.op_event_times(ds, unassigned="exclude")) == {(1, 0)}
+    assert set(dataset.op_event_times(ds, unassigned="include")) == {(0, -1), (1, -1), (1, 0)}
+    assert set(dataset.op_event_times(ds, unassigned="exclude")) == {(1, 0)}
     with pytest.raises(hb.CaptureSelectionError):
-        hb.op_event_times(ds.drop_vars("valid"))
+        dataset.op_event_times(ds.drop_vars("valid"))
     rep = hb.analyze_capture(ds, progress=False)
     assert set(rep.summary["verdict"]) == {"insufficient data (N<100)"}
 
 
 def test_open_captures_dask(tmp_path, capture_report) -> None:
-    from asiclab import dataset
 
     ds, rep = capture_report
     dataset.save_capture(ds, tmp_path / "a.nc")
     dataset.save_capture(ds, tmp_path / "b.nc")
-    m = hb.open_captures(tmp_path, event_chunk=1000)
+    m = dataset.open_captures(tmp_path, event_chunk=1000)
     assert m.sizes["op"] == 6 and m.sizes["device"] == 2
     assert hasattr(m["t_host_ns"].data, "dask")
     assert list(m["device_source_file"].values) == ["a.nc", "b.nc"]
-    g = hb.op_event_times(m, chunk_events=777)
+    g = dataset.op_event_times(m, chunk_events=777)
     assert sorted(g) == [(0, 0), (0, 1), (0, 2), (1, 3), (1, 4), (1, 5)]
     assert np.array_equal(g[(1, 4)], g[(0, 1)])
     rep2 = hb.analyze_capture(m, op=4, progress=False, surrogates=False)
@@ -509,19 +507,19 @@ def test_open_captures_dask(tmp_path, capture_report) -> None:
     assert (row["device"], row["op"]) == (1, 4)
     assert row["cv"] == pytest.approx(rep.summary.set_index("op").loc[1, "cv"])
     assert row["voltage_mV"] == 1150.0
-    assert set(hb.open_captures(str(tmp_path / "*.nc"))["op_index"].values.tolist()) == set(
+    assert set(dataset.open_captures(str(tmp_path / "*.nc"))["op_index"].values.tolist()) == set(
         range(6))
     dataset.save_capture(_capture(source_kind="hardware", seed=1), tmp_path / "c.nc")
     with pytest.raises(hb.CaptureSelectionError):
-        hb.open_captures(tmp_path)
-    assert hb.open_captures(tmp_path, source_kind="simulated").sizes["device"] == 3
+        dataset.open_captures(tmp_path)
+    assert dataset.open_captures(tmp_path, source_kind="simulated").sizes["device"] == 3
     with pytest.raises(hb.CaptureSelectionError):
-        hb.open_captures(tmp_path / "none*.nc")
+        dataset.open_captures(tmp_path / "none*.nc")
 
 
 def test_bounded_memory_paths(capture_report) -> None:
     ds, rep = capture_report
-    assert hb.train_sizes(ds) == {(0, 0): N, (0, 1): N, (0, 2): N}
+    assert dataset.train_sizes(ds) == {(0, 0): N, (0, 1): N, (0, 2): N}
     # one pass per train gives the same numbers as the single pass
     one = hb.analyze_capture(ds, progress=False, surrogates=False, memory_events=1)
     pd.testing.assert_series_equal(one.summary["cv"], rep.summary["cv"])
@@ -529,13 +527,13 @@ def test_bounded_memory_paths(capture_report) -> None:
     cut = hb.analyze_capture(ds, op=1, progress=False, surrogates=False, max_events=500)
     assert cut.summary.iloc[0]["n_events"] == 500
     assert any("max_events" in n for n in cut.notes)
-    g = hb.op_event_times(ds, max_per_group=7, chunk_events=3)
+    g = dataset.op_event_times(ds, max_per_group=7, chunk_events=3)
     assert {k: v.size for k, v in g.items()} == {(0, 0): 7, (0, 1): 7, (0, 2): 7}
-    assert np.array_equal(g[(0, 1)], hb.op_event_times(ds, op=1)[(0, 1)][:7])
+    assert np.array_equal(g[(0, 1)], dataset.op_event_times(ds, op=1)[(0, 1)][:7])
 
 
 def test_interrupt_keeps_finished_trains(monkeypatch, capture_report) -> None:
-    from asiclab.heartbeat import capture
+    from asiclab.heartbeat import report as capture
 
     ds, _ = capture_report
     real = capture.analyze_intervals
@@ -560,7 +558,7 @@ def test_s9_known_cv(realdata_dir) -> None:
     if not path.is_file():
         pytest.skip("s9_stratum_shares.csv absent")
     try:
-        from asiclab.importers import import_s9_stratum_csv
+        from asiclab.capture.importers import import_s9_stratum_csv
 
         ds = import_s9_stratum_csv(path)
         rep = hb.analyze_capture(ds, progress=False, surrogates=False)
@@ -588,7 +586,7 @@ def test_analyze_times_float_and_ns() -> None:
 def test_plots_return_labelled_figures(capture_report) -> None:
     import matplotlib.pyplot as plt
 
-    from asiclab import heartbeat_plots as hp
+    from asiclab.heartbeat import plots as hp
 
     _, rep = capture_report
     x = rep.intervals[(0, 1)]

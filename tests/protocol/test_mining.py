@@ -1,4 +1,4 @@
-"""Tests of asiclab.mining against published known answers and independent facts.
+"""Tests of asiclab.protocol.mining against published known answers and independent facts.
 
 Known-answer vectors: ESP-Miner (open-source Bitaxe firmware),
 components/stratum/test/test_mining.c, as collected in /work/shared/reference/testvectors.json
@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 import vectors
 from asiclab import AsiclabError
-from asiclab import mining as m
+from asiclab.protocol import mining as m
 from vectors import (
     GENESIS_COINBASE,
     GENESIS_HASH,

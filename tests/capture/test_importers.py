@@ -1,4 +1,5 @@
-"""Tests of asiclab.importers: synthetic CSVs (valid, wrong-nonce and corrupted rows) and the
+"""Tests of asiclab.capture.importers: synthetic CSVs (valid, wrong-nonce and corrupted rows) and
+the
 real S9 / LV06 logs in ../shared/realdata (skipped when absent).
 
 Known answers used in the synthetic S9 log (so the expected difficulties are independent of the
@@ -21,9 +22,9 @@ import xarray as xr
 
 import vectors
 from asiclab import AsiclabError, results
-from asiclab import importers as im
-from asiclab import mining as mn
+from asiclab.capture import importers as im
 from asiclab.dataset import open_capture, save_capture, validate_capture
+from asiclab.protocol import mining as mn
 from vectors import GENESIS_COINBASE, GENESIS_HASH
 
 # --------------------------------------------------------------------------- known answers

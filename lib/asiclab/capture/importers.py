@@ -3,7 +3,8 @@
 Every importer returns one capture built with :func:`asiclab.dataset.build_capture`: one device,
 one operating point (index 0, voltage and frequency unknown = NaN) covering the whole capture,
 events sorted by host time. Where the log holds the Stratum job fields, every share is
-re-verified by SHA256d (:mod:`asiclab.mining`); nothing the log claims about validity is trusted.
+re-verified by SHA256d (:mod:`asiclab.protocol.mining`); nothing the log claims about validity is
+trusted.
 
 Rows are never dropped:
 
@@ -47,8 +48,8 @@ import numpy as np
 import xarray as xr
 
 from asiclab import AsiclabError
-from asiclab import mining as mn
 from asiclab.dataset import build_capture
+from asiclab.protocol import mining as mn
 
 __all__ = [
     "ERROR_LOW_DIFFICULTY",
@@ -537,7 +538,8 @@ def import_lv06_proofs_csv(
     Per row, the header is rebuilt from the job fields and compared with what the log recorded:
 
     * job version = ``version_used & ~0x1fffe000`` (the log has no job-version column); the
-      rolled version ``job XOR version_bits`` (:func:`asiclab.mining.rolled_version`, checked to
+      rolled version ``job XOR version_bits`` (:func:`asiclab.protocol.mining.rolled_version`,
+      checked to
       lie inside the mask) must equal ``version_used``;
     * prevhash: the log's ``medical_merkle_root`` column, which holds the header's
       previous-block-hash bytes in header order (it equals ``block_header_hex[8:72]``);

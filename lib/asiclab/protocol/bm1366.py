@@ -61,7 +61,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from asiclab import AsiclabError
-from asiclab.mining import MiningError, swap_words
+from asiclab.protocol.mining import MiningError, swap_words
 
 __all__ = [
     "CHIP_ID",
@@ -896,7 +896,8 @@ class BM1366Job:
         prevhash : str or bytes
             ``mining.notify`` prevhash (each 4-byte word byte-swapped) [32 bytes].
         merkle_root : str or bytes
-            Merkle root as hashed [32 bytes] (e.g. ``asiclab.mining.merkle_root_from_coinbase``).
+            Merkle root as hashed [32 bytes] (e.g.
+            ``asiclab.protocol.mining.merkle_root_from_coinbase``).
         starting_nonce : int
             Starting nonce field.
 

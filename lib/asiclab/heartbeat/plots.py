@@ -19,8 +19,8 @@ from scipy import stats
 from asiclab import plotting
 from asiclab.heartbeat import power as hp
 from asiclab.heartbeat._errors import HeartbeatInputError
-from asiclab.heartbeat.capture import HeartbeatReport
 from asiclab.heartbeat.paper import PAPER_WINDOW, windowed_cv
+from asiclab.heartbeat.report import HeartbeatReport
 from asiclab.heartbeat.spectral import telemetry_spectrum
 from asiclab.heartbeat.stats import autocorrelation
 
