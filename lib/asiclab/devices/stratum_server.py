@@ -79,7 +79,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from asiclab import AsiclabError, mining
-from asiclab.journal import Journal, JournalError, clean_text, recover
+from asiclab.journal import SOURCE_KINDS, Journal, JournalError, clean_text, recover
 
 __all__ = [
     "DEFAULT_VERSION_MASK",
@@ -583,7 +583,7 @@ class _Connection(asyncio.Protocol):
                                       self.en1.hex(), srv.extranonce2_size])
         if first:
             srv._note("subscribe", {"peer": self.peer, "agent": self.agent})
-            model, kind = agent_device_info(self.agent)
+            model, kind = srv._agent_info(self.agent)
             for name in self.workers:  # authorized before subscribing: complete the record
                 srv._register_device(name, model, kind, self.agent)
             srv._loop_call_soon(self._maybe_start)
@@ -600,7 +600,7 @@ class _Connection(asyncio.Protocol):
               and (user in self.workers or len(self.workers) < _MAX_WORKERS_PER_CONNECTION))
         if ok:
             assert isinstance(user, str)
-            model, kind = agent_device_info(self.agent) if self.subscribed else ("", "")
+            model, kind = srv._agent_info(self.agent) if self.subscribed else ("", "")
             dev = srv._register_device(user, model, kind, self.agent)
             ok = dev is not None
         if not ok:
@@ -870,6 +870,9 @@ class StratumCaptureServer:
     source_kind : str, optional
         Force the capture's ``source_kind``; default: inferred from the agents (anything
         emulated makes the capture ``emulated``).
+    unknown_agent_kind : str
+        Source kind given to devices whose agent string :func:`agent_device_info` does not
+        recognise (default ``"unknown"``; the user may declare e.g. ``"hardware"``).
     attrs : mapping, optional
         Extra global attributes (``title``, ``parameters``...).
     seed : int, optional
@@ -915,6 +918,7 @@ class StratumCaptureServer:
         password: str | None = None,
         workers: Sequence[str] | None = None,
         source_kind: str | None = None,
+        unknown_agent_kind: str = "unknown",
         attrs: Mapping[str, Any] | None = None,
         seed: int | None = None,
         flush_interval_s: float = 0.5,
@@ -977,6 +981,10 @@ class StratumCaptureServer:
         self.version_rolling_mask = version_rolling_mask
         self.password = password
         self.allowed_workers = None if workers is None else frozenset(workers)
+        if unknown_agent_kind not in SOURCE_KINDS:
+            raise StratumError(f"unknown_agent_kind must be one of {SOURCE_KINDS}, got "
+                               f"{unknown_agent_kind!r}")
+        self.unknown_agent_kind = unknown_agent_kind
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise StratumError(f"seed must be an int or None, got {seed!r}")
         origin = "given" if seed is not None else "drawn from os.urandom (fresh jobs)"
@@ -1153,6 +1161,10 @@ class StratumCaptureServer:
             return None
         return self.journal.register_device(name, model=model, source_kind=kind,
                                             firmware=agent)
+
+    def _agent_info(self, agent: str) -> tuple[str, str]:
+        model, kind = agent_device_info(agent)
+        return model, (self.unknown_agent_kind if kind == "unknown" else kind)
 
     def _unattributed_device(self) -> int:
         if self._unattributed is None:
