@@ -16,7 +16,10 @@ Modes (:func:`run_live_capture`)
     :class:`asiclab.devices.axeos.SweepGuard` (safety envelope, overheat watch, original settings
     restored at the end, on error and on Ctrl-C); AxeOS telemetry is polled into the journal.
     Without ``miner_url`` (an Antminer S9 or any other Stratum miner) the capture is Stratum only:
-    the operating points are time windows whose set values are unknown (NaN).
+    the operating points are time windows whose set values are unknown (NaN; the plan's set
+    points are recorded as ``"not set"``), and every worker that connects -- also during a
+    dwell -- is a device with its own windows (attribute ``op_windows_note``). With
+    ``miner_url`` the windows belong to the controlled miner only.
 ``emulated``
     The same code path with an :class:`~asiclab.devices.emulated_lv06.EmulatedLV06` (Stratum side)
     and an :class:`~asiclab.devices.emulated_axeos.AxeOSEmulator` (HTTP side) sharing one
@@ -316,7 +319,7 @@ class LiveStatus:
     hashrate_GHs : float
         Last hashrate the miner reported [GH/s] (NaN without telemetry).
     source_kind : str
-        ``hardware`` or ``emulated``.
+        ``hardware``, ``emulated`` or ``unknown`` (a miner whose agent does not say).
     time_scale : float
         Emulated chip seconds per host second (1 for hardware).
     final : bool
@@ -1245,7 +1248,11 @@ def run_live_capture(
         The capture (schema of :mod:`asiclab.dataset`). Attributes added: ``live_mode``,
         ``interrupted`` (1 after Ctrl-C), ``stop_reason``, ``n_points_completed``,
         ``settings_restored`` (1 confirmed, 0 not, -1 not applicable or unknown),
-        ``emulator_time_scale`` and ``time_note`` (emulated modes), ``journal_file``.
+        ``emulator_time_scale`` and ``time_note`` (emulated modes), ``journal_file``;
+        Stratum modes: ``seed`` and ``seed_origin`` (the job seed used), ``op_windows_note``,
+        ``chip_seed`` (emulated) and the server's ``server_throttled``,
+        ``server_delayed_lines``, ``server_refused_lines``, ``server_read_pauses``,
+        ``server_refused_connections`` counts.
 
     Raises
     ------
