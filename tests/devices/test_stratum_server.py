@@ -901,3 +901,30 @@ def test_unknown_agents_are_labelled_unknown(tmp_path: Path) -> None:
     assert ds["device_source_kind"].values.tolist() == ["unknown"]
     assert "cpuminer/2.5.1" in ds.attrs["firmware"]
     dataset.validate_capture(ds)
+
+
+def test_lines_waiting_for_the_rate_limit_are_judged_as_of_their_receipt(tmp_path: Path) -> None:
+    """A clean job issued while received shares wait does not make them stale: they arrived
+    while their job was current (shares sent after it are stale, as usual)."""
+    path = tmp_path / "retire.journal"
+
+    async def main() -> None:
+        async with StratumCaptureServer(path, job_interval_s=None, max_requests_per_s=200,
+                                        request_burst=20) as srv:
+            client = await _trivial_client(srv.port)
+            assert client.job is not None and client._writer is not None
+            old_job = client.job
+            client._writer.write(_submit_lines(client, old_job, 0, 200))
+            await client._writer.drain()
+            await wait_until(lambda: srv.stats["throttled"] >= 1)
+            await asyncio.sleep(0.05)
+            srv.new_job(clean=True)
+            await wait_until(lambda: client.job is not old_job)
+            client._writer.write(_submit_lines(client, old_job, 200, 5, first_id=9000))
+            await client._writer.drain()
+            await wait_until(lambda: srv.stats["submits"] == 205, timeout=30)
+            await client.close()
+
+    run(main())
+    codes = recover(path)["error_code"].values.tolist()
+    assert codes[:200] == [0] * 200 and codes[200:] == [21] * 5
