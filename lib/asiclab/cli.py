@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import signal
 import sys
@@ -79,6 +80,7 @@ def _cmd_capture(args: argparse.Namespace) -> int:
     nc_path = out_dir / "capture.nc"
     if journal_path.exists() or nc_path.exists():
         raise live.LiveError(f"{out_dir} holds a capture already; choose another --out")
+    created = not out_dir.exists()
     values: dict[str, Any] = dict(capture.LIVE_DEFAULTS)
     for opt, name in _CAPTURE_OPTIONS.items():
         value = getattr(args, opt)
@@ -86,6 +88,16 @@ def _cmd_capture(args: argparse.Namespace) -> int:
             values[name] = value
     values["run_dir"] = str(out_dir)
     p = params.validate(values, capture.live_params_spec(), notebook="capture")
+    _check_listen_host(p)
+    if args.seed is None and args.mode in ("stratum+axeos", "cpu"):
+        p["seed"] = None  # fresh job randomness (the seed drawn is recorded)
+    extra: dict[str, Any] = {}
+    if args.max_line_rate is not None:
+        extra["max_line_rate"] = args.max_line_rate
+    if args.job_interval is not None:
+        extra["job_interval_s"] = args.job_interval
+    if args.source_kind is not None:
+        extra["source_kind"] = args.source_kind
     if args.no_progress:  # the capture's messages (where to point the miner...) go to the log
         import logging
 
@@ -94,21 +106,61 @@ def _cmd_capture(args: argparse.Namespace) -> int:
     old = signal.signal(signal.SIGTERM, _raise_interrupt)  # `kill` stops as cleanly as Ctrl-C
     try:
         ds = live.run_from_params(p, journal_path=journal_path, progress=not args.no_progress,
-                                  fsync=args.fsync, connect_timeout_s=args.connect_timeout)
+                                  fsync=args.fsync, connect_timeout_s=args.connect_timeout,
+                                  **extra)
     except live.LiveCaptureError as exc:
-        if exc.capture is not None:
+        if exc.capture is not None and _is_empty(exc.capture):
+            _remove_empty(journal_path, out_dir, created)
+            print(f"nothing was captured; {out_dir} is left free for another try",
+                  file=sys.stderr)
+        elif exc.capture is not None:
             dataset.save_capture(exc.capture, nc_path)
             print(f"capture so far: {nc_path} ({exc.capture.sizes['event']} events)",
                   file=sys.stderr)
         raise
     finally:
         signal.signal(signal.SIGTERM, old)
+    status = 130 if int(ds.attrs.get("interrupted", 0)) else 0
+    if _is_empty(ds):
+        _remove_empty(journal_path, out_dir, created)
+        print(f"nothing was captured ({ds.attrs.get('stop_reason', '')}); {out_dir} is left "
+              "free for another try", file=sys.stderr)
+        return status or 1
     dataset.save_capture(ds, nc_path)
+    throttle = ""
+    if "server_throttled" in ds.attrs:
+        throttle = (f"; server throttled {int(ds.attrs['server_throttled'])} time(s), "
+                    f"{int(ds.attrs['server_delayed_lines'])} line(s) delayed, "
+                    f"{int(ds.attrs['server_refused_lines'])} refused")
     print(f"journal: {journal_path}")
     print(f"capture: {nc_path} ({ds.sizes['event']} events, {ds.sizes['sample']} telemetry "
           f"samples, {ds.sizes['op']} operating points; source_kind {ds.attrs['source_kind']}; "
-          f"{ds.attrs.get('stop_reason', '')})")
-    return 130 if int(ds.attrs.get("interrupted", 0)) else 0
+          f"{ds.attrs.get('stop_reason', '')}{throttle})")
+    return status
+
+
+def _check_listen_host(p: dict[str, Any]) -> None:
+    """Refuse a network address without ``--allow-lan``, in the command line's words."""
+    from asiclab.capture import live
+    from asiclab.devices.stratum_server import _is_loopback
+
+    if p["live_mode"] == "stratum+axeos" and not p["allow_lan"] and \
+            not _is_loopback(p["listen_host"]):
+        raise live.LiveError(f"--listen-host {p['listen_host']} is not a loopback address: add "
+                             "--allow-lan to let the capture server listen on the network")
+
+
+def _is_empty(ds: Any) -> bool:
+    """Nothing captured: no event, no telemetry sample."""
+    return int(ds.sizes.get("event", 0)) == 0 and int(ds.sizes.get("sample", 0)) == 0
+
+
+def _remove_empty(journal_path: Path, out_dir: Path, created: bool) -> None:
+    """Remove the journal of a capture that recorded nothing (and the directory if new)."""
+    journal_path.unlink(missing_ok=True)
+    if created:
+        with contextlib.suppress(OSError):
+            out_dir.rmdir()
 
 
 def _cmd_recover(args: argparse.Namespace) -> int:
@@ -154,7 +206,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Live capture (see README, 'Running against a real miner'). Writes "
                     "<out>/capture.journal while it runs and <out>/capture.nc at the end; Ctrl-C "
                     "or SIGTERM stop cleanly (settings restored, data kept, exit status 130). "
-                    "After a crash: asiclab recover <out>/capture.journal.")
+                    "After a crash: asiclab recover <out>/capture.journal. A Stratum-only "
+                    "capture (--mode stratum+axeos without --miner-url) takes several miners: "
+                    "each worker that connects is a device with its own operating-point "
+                    "windows (time windows; voltage and frequency are recorded as not set). "
+                    "With --miner-url the windows belong to the controlled miner only. Every "
+                    "share that reaches the server is recorded with its receipt time, also "
+                    "when a connection sends faster than --max-line-rate (the count of "
+                    "throttled, delayed and refused lines is printed at the end).")
     cap.add_argument("--mode", required=True, choices=["stratum+axeos", "serial", "emulated",
                                                        "cpu"], help="what to capture from")
     cap.add_argument("--voltages", type=_floats, metavar="MV,MV,...",
@@ -169,7 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="time at each operating point [s] (default 600)")
     cap.add_argument("--telemetry-interval", type=float, metavar="S",
                      help="AxeOS polling interval [s] (default 3)")
-    cap.add_argument("--seed", type=int, help="seed of the emulated chip (default 1)")
+    cap.add_argument("--seed", type=int,
+                     help="seed of the emulated chip and of the capture server's jobs (default: "
+                          "1 for emulated/serial; fresh random jobs for stratum+axeos/cpu); "
+                          "the seed used is recorded")
     cap.add_argument("--miner-url", help="AxeOS address of the miner, e.g. http://192.168.1.50 "
                                          "(stratum+axeos; omit for a Stratum-only capture)")
     cap.add_argument("--worker", help="Stratum worker name (default: the miner's stratumUser)")
@@ -191,6 +253,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="chip temperature that aborts and restores [degC] (default 75)")
     cap.add_argument("--override-safety", action="store_true", default=None,
                      help="accept points outside the safety ranges")
+    cap.add_argument("--max-line-rate", type=float, metavar="N",
+                     help="lines per second a miner connection may send before its lines wait "
+                          "(all are recorded with their receipt times) [1/s] (default 100)")
+    cap.add_argument("--job-interval", type=float, metavar="S",
+                     help="a fresh job this often [s] (default 30; serial: 2)")
+    cap.add_argument("--source-kind", choices=["hardware", "emulated", "unknown"],
+                     help="stratum+axeos: declare what the miners are when their agent string "
+                          "does not say (default: unknown; ESP-Miner/Bitmain agents are "
+                          "hardware, asiclab ones emulated)")
     cap.add_argument("--connect-timeout", type=float, default=120.0, metavar="S",
                      help="how long to wait for the miner to connect [s] (default 120)")
     cap.add_argument("--out", help="output directory (default captures/<mode>-<UTC time>)")

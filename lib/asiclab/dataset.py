@@ -47,7 +47,9 @@ SCHEMA_VERSION = 1
 #: Sentinel stored for a global attribute whose value is ``None``.
 NONE = "none"
 #: Allowed values of the ``source_kind`` attribute.
-SOURCE_KINDS = ("hardware", "emulated", "simulated", "imported")
+#: ``unknown``: a miner whose nature (hardware or software) cannot be told, e.g. an unknown
+#: Stratum agent string, unless the user declares it.
+SOURCE_KINDS = ("hardware", "emulated", "simulated", "imported", "unknown")
 
 #: Error code of an event whose nonce is a hardware error (does not hash to the ticket target).
 ERROR_HARDWARE = 30
@@ -117,6 +119,10 @@ FIELDS: tuple[Field, ...] = (
           "0 accepted; Stratum error 20-25; 30 hardware error; -1 unknown"),
     Field("device_index", "event", "int32", "1", "index into the device dimension"),
     Field("op_index", "event", "int32", "1", "index into the op dimension; -1 outside any"),
+    Field("processing_delay_ns", "event", "int64", "ns",
+          "time from receipt (socket read) to the verdict, host monotonic clock: microseconds "
+          "normally, longer when the line waited for the per-connection line-rate limit; "
+          "-1 unknown (imported, simulated, serial)"),
     # --- telemetry
     Field("tel_t_host_ns", "sample", "int64", "ns", f"telemetry time, nanoseconds {_EPOCH}"),
     Field("tel_t_mono_ns", "sample", "int64", "ns", "telemetry time, host monotonic clock"),
@@ -137,7 +143,8 @@ FIELDS: tuple[Field, ...] = (
     # --- devices
     Field("device_name", "device", "str", "1", "device name (worker, port or label)"),
     Field("device_model", "device", "str", "1", "device model"),
-    Field("device_source_kind", "device", "str", "1", "hardware, emulated, simulated or imported"),
+    Field("device_source_kind", "device", "str", "1",
+          "hardware, emulated, simulated, imported or unknown"),
 )
 FIELDS_BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS}
 DIMS = ("event", "sample", "op", "device")
@@ -423,6 +430,21 @@ def save_capture(ds: xr.Dataset, path: str | os.PathLike[str]) -> Path:
     return path
 
 
+#: Variables added to the schema after files were written without them, filled when read.
+_ADDED_FIELDS = ("processing_delay_ns",)
+
+
+def _upgrade(ds: xr.Dataset) -> xr.Dataset:
+    """Fill variables a capture written before they existed lacks (with their sentinel)."""
+    for name in _ADDED_FIELDS:
+        f = FIELDS_BY_NAME[name]
+        if name not in ds.variables and f.dim in ds.dims:
+            ds = ds.assign({name: xr.Variable(
+                (f.dim,), np.full(ds.sizes[f.dim], f.fill, dtype=f.dtype),
+                {"units": f.units, "long_name": f.long_name})})
+    return ds
+
+
 def open_capture(path: str | os.PathLike[str], *, chunks: Any = None) -> xr.Dataset:
     """Open a capture from NetCDF and validate it.
 
@@ -467,6 +489,7 @@ def open_capture(path: str | os.PathLike[str], *, chunks: Any = None) -> xr.Data
     for name in list(ds.variables):
         ds[name].encoding = {}
     ds.encoding = {}
+    ds = _upgrade(ds)
     try:
         validate_capture(ds)
     except CaptureFormatError as exc:

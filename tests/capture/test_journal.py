@@ -352,3 +352,31 @@ def test_event_values_round_trip(tmp_path: Path, events: list[dict]) -> None:
             got = c.events[name][k]
             assert (math.isnan(want) and math.isnan(got)) or got == want
     assert set(EVENT_FIELDS) == set(c.events)
+
+
+def test_op_at_follows_the_receipt_time_not_the_append_time(tmp_path: Path) -> None:
+    path = tmp_path / "op.journal"
+    with Journal(path, attrs={"source_kind": "emulated"}) as j:
+        dev = j.register_device("rig")
+        op = j.append_op(dev, math.nan, math.nan, t_start_ns=1_000)
+        assert j.op_at(dev, 999) == -1 and j.op_at(dev, 1_000) == op
+        j.end_op(op, t_end_ns=2_000)
+        assert j.op_at(dev, 1_999) == op and j.op_at(dev, 2_000) == -1
+        assert j.op_at(dev + 1, 1_500) == -1
+        j.append_event(t_host_ns=500, device_index=dev, op_index=j.op_at(dev, 500),
+                       processing_delay_ns=7_000)
+    ds = recover(path)
+    assert ds["op_index"].values.tolist() == [-1]
+    assert ds["processing_delay_ns"].values.tolist() == [7_000]
+
+
+def test_older_event_records_without_processing_delay_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "old.journal"
+    with Journal(path, attrs={"source_kind": "emulated"}) as j:
+        j.append_event(t_host_ns=10, device_index=0, nonce=5, processing_delay_ns=3)
+    lines = path.read_text().splitlines()
+    old = [ln.rsplit(",", 1)[0] + "]" if ln.startswith('["E",') else ln for ln in lines]
+    path.write_text("\n".join(old) + "\n")
+    ds = recover(path)
+    assert ds["nonce"].values.tolist() == [5]
+    assert ds["processing_delay_ns"].values.tolist() == [-1]

@@ -450,3 +450,116 @@ def test_capture_notebook_runs_live_emulated(tmp_path: Path) -> None:
     nb = nbformat.read(run / "01_capture.ipynb", as_version=4)
     (cell,) = [c for c in nb.cells if c.cell_type == "code" and "make_capture" in c.source]
     assert any("image/png" in o.get("data", {}) for o in cell.outputs)  # the live plot
+
+
+# --------------------------------------------------------------------------------------------
+# issue 7: several miners in a Stratum-only capture, provenance
+# --------------------------------------------------------------------------------------------
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_stratum_only_capture_gives_every_worker_its_own_windows(tmp_path: Path) -> None:
+    """Two miners in a Stratum-only capture, the second joining during the dwell: each is a
+    device with its own operating-point window; the seed given is recorded; nothing claims a
+    voltage or frequency was set."""
+    from asiclab.devices.cpu_miner import CPUMiner
+
+    port = _free_port()
+    threads: list[Any] = []
+
+    def start(worker: str) -> None:
+        threads.append(CPUMiner("127.0.0.1", port, worker=worker, suggest_difficulty=2.0**-16,
+                                mode="process").thread().start())
+
+    def on_update(st: live.LiveStatus) -> None:
+        if not threads:
+            start("rig-a")
+        elif len(threads) == 1 and st.phase == "dwell":
+            start("rig-b")
+
+    plan = live.SweepPlan.grid([1200.0], [485.0], settle_s=0.3, dwell_s=4.0)
+    try:
+        ds = live.run_live_capture(
+            "stratum+axeos", plan, journal_path=tmp_path / "two.journal", listen_port=port,
+            pool_difficulty=2.0**-16, accept_suggested_difficulty=True, seed=7,
+            progress=False, on_update=on_update, update_interval_s=0.05,
+            connect_timeout_s=60.0)
+    finally:
+        for t in threads:  # the server closed first: the miners end with "connection lost"
+            t.stop()
+            try:
+                t.join(30.0)
+            except Exception as exc:
+                assert "connection" in str(exc)
+    dataset.validate_capture(ds)
+    names = ds.device_name.values.tolist()
+    a, b = names.index("rig-a"), names.index("rig-b")
+    assert sorted(ds.op_device_index.values.tolist()) == sorted([a, b])
+    dev, op, t = ds.device_index.values, ds.op_index.values, ds.t_host_ns.values
+    for d in (a, b):
+        k = int(np.flatnonzero(ds.op_device_index.values == d)[0])
+        t0, t1 = int(ds.op_t_start_ns.values[k]), int(ds.op_t_end_ns.values[k])
+        inside = (dev == d) & (t >= t0) & (t < t1)
+        assert inside.sum() > 0 and np.all(op[inside] == k) and np.all(op[(dev == d) & ~inside]
+                                                                       == -1)
+    assert np.all(np.isnan(ds.op_voltage_set.values)) and np.all(
+        np.isnan(ds.op_frequency_set.values))
+    point = json.loads(ds.attrs["parameters"])["plan"]["points"][0]
+    assert point["voltage_mV"] == "not set" and point["frequency_MHz"] == "not set"
+    assert ds.attrs["seed"] == 7 and ds.attrs["seed_origin"] == "given"
+    assert "worker" in ds.attrs["op_windows_note"]
+
+
+def test_declared_source_kind_labels_unknown_agents(tmp_path: Path) -> None:
+    """A Stratum-only capture of an agent the server does not know is ``unknown`` unless the
+    user declares what it is."""
+    import asyncio
+
+    from asiclab.devices.stratum_server import StratumClient, StratumError
+
+    async def miner(port: int) -> None:
+        for _ in range(100):
+            try:
+                client = await StratumClient("127.0.0.1", port, worker="s9",
+                                             agent="cgminer/4.10", version_rolling=False,
+                                             suggest_difficulty=2.0**-40).connect()
+                break
+            except Exception:
+                await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("could not connect")
+        await client.wait_for_job()
+        while client.job is not None and client.job.difficulty > 1e-9:
+            await asyncio.sleep(0.01)
+        for i in range(200):  # until the capture ends and the server closes
+            job = client.job
+            assert job is not None
+            en2 = i.to_bytes(client.extranonce2_size, "big")
+            try:
+                await client.submit(job.job_id, en2.hex(), f"{job.ntime:08x}", f"{i:08x}")
+            except StratumError:
+                break
+            await asyncio.sleep(0.05)
+        await client.close()
+
+    kinds = {}
+    for declared in (None, "hardware"):
+        port = _free_port()
+        th = __import__("threading").Thread(target=lambda p=port: asyncio.run(miner(p)))
+        th.start()
+        plan = live.SweepPlan.grid([1200.0], [485.0], settle_s=0.0, dwell_s=0.8)
+        ds = live.run_live_capture(
+            "stratum+axeos", plan, journal_path=tmp_path / f"{declared}.journal",
+            listen_port=port, pool_difficulty=2.0**-40, accept_suggested_difficulty=True,
+            progress=False, source_kind=declared, connect_timeout_s=30.0)
+        th.join(30)
+        assert ds.sizes["event"] > 0
+        assert "cgminer/4.10" in ds.attrs["firmware"]
+        kinds[declared] = (ds.attrs["source_kind"], ds.device_source_kind.values.tolist())
+    assert kinds[None] == ("unknown", ["unknown"])
+    assert kinds["hardware"] == ("hardware", ["hardware"])

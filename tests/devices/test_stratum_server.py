@@ -130,8 +130,9 @@ def test_agent_device_info() -> None:
     assert agent_device_info("asiclab-emulated-lv06/0.1") == ("BM1366", "emulated")
     assert agent_device_info("asiclab-cpu-miner/0.1") == ("CPU", "emulated")
     assert agent_device_info("bitaxe/BM1366/v2.4.0") == ("BM1366", "hardware")
-    assert agent_device_info("cgminer/4.10") == ("", "hardware")
-    assert agent_device_info("") == ("", "hardware")
+    assert agent_device_info("cgminer/4.10") == ("", "unknown")
+    assert agent_device_info("cpuminer/2.5.1") == ("", "unknown")
+    assert agent_device_info("") == ("", "unknown")
 
 
 def test_coinbase_parts_are_a_well_formed_transaction() -> None:
@@ -756,3 +757,175 @@ def test_kill_9_during_capture_then_recover(tmp_path: Path) -> None:
     ds2 = recover(torn)
     assert ds2.sizes["event"] == len(keys)
     assert ds2.attrs["journal_torn_records"] >= 1
+
+
+# --------------------------------------------------------------------------- issue 7: throttling
+
+
+def _submit_lines(client: StratumClient, job: ClientJob, start: int, n: int,
+                  first_id: int = 1000) -> bytes:
+    """``n`` distinct valid ``mining.submit`` lines (trivial difficulty) as one byte string."""
+    lines = []
+    for i in range(n):
+        en2, ntime, nonce, _vb = share_for(client, job, start + i)
+        lines.append(json.dumps({"id": first_id + i, "method": "mining.submit",
+                                 "params": [client.worker, job.job_id, en2, ntime, nonce]}))
+    return ("\n".join(lines) + "\n").encode()
+
+
+async def _trivial_client(port: int, worker: str = "rig") -> StratumClient:
+    client = await StratumClient("127.0.0.1", port, worker=worker, version_rolling=False,
+                                 suggest_difficulty=TRIVIAL).connect()
+    await wait_until(lambda: client.job is not None and client.job.difficulty < 1e-6)
+    return client
+
+
+def test_throttled_lines_are_all_journalled_when_the_client_closes(tmp_path: Path) -> None:
+    """600 shares in one write, close 0.5 s later: every one is recorded with its verdict
+    (the 100 lines/s limit holds most of them back when the connection goes away)."""
+    path = tmp_path / "burst.journal"
+
+    async def main() -> None:
+        async with StratumCaptureServer(path, job_interval_s=None) as srv:
+            client = await _trivial_client(srv.port)
+            assert client.job is not None and client._writer is not None
+            client._writer.write(_submit_lines(client, client.job, 0, 600))
+            await client._writer.drain()
+            await asyncio.sleep(0.5)
+            # a reset, not a polite close: nothing more is read from this socket
+            sock = client._writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00"
+                            b"\x00\x00\x00\x00")
+            await client.close()
+            await asyncio.sleep(0.2)
+            assert srv.stats["throttled"] >= 1
+
+    run(main())
+    ds = recover(path)
+    assert ds.sizes["event"] == 600
+    assert bool(ds["valid"].all()) and set(ds["error_code"].values.tolist()) == {0}
+    assert int(ds.attrs["server_throttled"]) >= 1
+    assert int(ds.attrs["server_delayed_lines"]) >= 300
+    assert int(ds.attrs["server_refused_lines"]) == 0
+
+
+def test_lines_are_stamped_at_socket_read_not_when_processed(tmp_path: Path) -> None:
+    """Lines sent while the server is still working through a throttled backlog keep the time
+    they arrived; the processing delay is recorded per event; op_index follows receipt."""
+    path = tmp_path / "late.journal"
+    marks: dict[str, int] = {}
+
+    async def main() -> None:
+        async with StratumCaptureServer(path, job_interval_s=None, max_requests_per_s=200,
+                                        request_burst=20) as srv:
+            client = await _trivial_client(srv.port)
+            assert client.job is not None and client._writer is not None and \
+                client._reader is not None
+            client._task.cancel()  # type: ignore[union-attr]  # read the replies here
+            with contextlib.suppress(asyncio.CancelledError):
+                await client._task  # type: ignore[misc]
+            client._writer.write(_submit_lines(client, client.job, 0, 300, first_id=1000))
+            await client._writer.drain()
+            await wait_until(lambda: srv.stats["throttled"] >= 1)
+            await asyncio.sleep(0.1)
+            dev = srv.journal.device_index("rig")
+            assert dev is not None
+            op = srv.journal.append_op(dev, float("nan"), float("nan"))
+            marks["op_start"] = int(read_journal_op_start(srv, op))
+            marks["late_sent"] = time.time_ns()
+            client._writer.write(_submit_lines(client, client.job, 300, 10, first_id=5000))
+            await client._writer.drain()
+            seen: set[int] = set()
+            while len(seen) < 310:
+                msg = json.loads(await asyncio.wait_for(client._reader.readline(), 30))
+                if msg.get("id") is not None:
+                    seen.add(int(msg["id"]))
+                if msg.get("id") == 1250:  # a reply well after the late lines were sent
+                    marks["reply_1250"] = time.time_ns()
+            srv.journal.end_op(op)
+            client._writer.close()
+
+    run(main())
+    ds = recover(path)
+    assert ds.sizes["event"] == 310
+    t = ds["t_host_ns"].values
+    late = t[-10:]
+    # the late lines arrived before the server answered line 1250 (sent before them)
+    assert late.max() < marks["reply_1250"] and late.min() >= marks["late_sent"]
+    delay = ds["processing_delay_ns"].values
+    assert np.all(delay >= 0) and delay[-20:].min() > delay[:5].max()
+    assert ds["processing_delay_ns"].attrs["units"] == "ns"
+    # op_index follows the receive time: the first 300 arrived before the point began
+    op = ds["op_index"].values
+    assert np.all(op[t < marks["op_start"]] == -1)
+    assert np.all(op[t >= marks["op_start"]] == 0) and (op == 0).sum() == 10
+
+
+def read_journal_op_start(srv: StratumCaptureServer, op: int) -> int:
+    srv.journal.flush()
+    return int(read_journal(srv.journal_path).ops["t_start_ns"][op])
+
+
+def test_job_seed_is_recorded_and_fresh_unless_given(tmp_path: Path) -> None:
+    async def first_prevhash(name: str, seed: int | None) -> tuple[str, Any]:
+        async with StratumCaptureServer(tmp_path / name, job_interval_s=None, seed=seed):
+            pass
+        ds = recover(tmp_path / name)
+        return read_jobs(tmp_path / name)[0]["prevhash"], ds.attrs["seed"]
+
+    async def main() -> list[tuple[str, Any]]:
+        return [await first_prevhash(f"{k}.journal", s)
+                for k, s in enumerate([None, None, 3, 3])]
+
+    (p0, s0), (p1, s1), (p2, s2), (p3, s3) = run(main())
+    assert p0 != p1 and s0 != s1 and s0 != "none" and isinstance(s0, int)
+    assert p2 == p3 and s2 == s3 == 3
+
+
+def test_unknown_agents_are_labelled_unknown(tmp_path: Path) -> None:
+    path = tmp_path / "cpuminer.journal"
+
+    async def main() -> None:
+        async with StratumCaptureServer(path, job_interval_s=None) as srv:
+            client = await StratumClient("127.0.0.1", srv.port, worker="cpuminer-1",
+                                         agent="cpuminer/2.5.1", version_rolling=False,
+                                         suggest_difficulty=TRIVIAL).connect()
+            await wait_until(lambda: client.job is not None and client.job.difficulty < 1e-6)
+            assert client.job is not None
+            assert (await client.submit(client.job.job_id, *share_for(client, client.job, 1)[:3]
+                                        )).accepted
+            await client.close()
+
+    run(main())
+    ds = recover(path)
+    assert ds.attrs["source_kind"] == "unknown"
+    assert ds["device_source_kind"].values.tolist() == ["unknown"]
+    assert "cpuminer/2.5.1" in ds.attrs["firmware"]
+    dataset.validate_capture(ds)
+
+
+def test_lines_waiting_for_the_rate_limit_are_judged_as_of_their_receipt(tmp_path: Path) -> None:
+    """A clean job issued while received shares wait does not make them stale: they arrived
+    while their job was current (shares sent after it are stale, as usual)."""
+    path = tmp_path / "retire.journal"
+
+    async def main() -> None:
+        async with StratumCaptureServer(path, job_interval_s=None, max_requests_per_s=200,
+                                        request_burst=20) as srv:
+            client = await _trivial_client(srv.port)
+            assert client.job is not None and client._writer is not None
+            old_job = client.job
+            client._writer.write(_submit_lines(client, old_job, 0, 200))
+            await client._writer.drain()
+            await wait_until(lambda: srv.stats["throttled"] >= 1)
+            await asyncio.sleep(0.05)
+            srv.new_job(clean=True)
+            await wait_until(lambda: client.job is not old_job)
+            client._writer.write(_submit_lines(client, old_job, 200, 5, first_id=9000))
+            await client._writer.drain()
+            await wait_until(lambda: srv.stats["submits"] == 205, timeout=30)
+            await client.close()
+
+    run(main())
+    codes = recover(path)["error_code"].values.tolist()
+    assert codes[:200] == [0] * 200 and codes[200:] == [21] * 5

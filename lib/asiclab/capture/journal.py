@@ -25,10 +25,12 @@ every array is a one-letter record tag; the header record holds provenance and t
     Device registration (worker name, port or label). A later ``D`` with the same index replaces
     the earlier one (e.g. when the agent string arrives after the worker name).
 ``["E", t_host_ns, t_mono_ns, device_index, op_index, job_id, nonce, core_id, version_bits,
-difficulty, pool_difficulty, valid, error_code, extranonce2, ntime]``
+difficulty, pool_difficulty, valid, error_code, extranonce2, ntime, processing_delay_ns]``
     One event (share / nonce / submission), units and sentinels as in the capture schema
     (``-1`` unknown integer, ``null`` unknown float, ``""`` unknown text; ``valid`` is 0/1).
-    ``extranonce2`` and ``ntime`` are the submitted hex (``""`` when not a Stratum share).
+    ``extranonce2`` and ``ntime`` are the submitted hex (``""`` when not a Stratum share);
+    ``processing_delay_ns`` is the time from the socket read to the verdict [ns] (-1 unknown;
+    records of older journals without it read as -1).
 ``["T", t_host_ns, t_mono_ns, device_index, op_index, temperature, power, voltage_set,
 voltage_measured, frequency, hashrate]``
     One telemetry sample [degC, W, mV, mV, MHz, GH/s].
@@ -63,6 +65,7 @@ import math
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,8 +100,10 @@ FORMAT_VERSION = 1
 EVENT_FIELDS: tuple[str, ...] = (
     "t_host_ns", "t_mono_ns", "device_index", "op_index", "job_id", "nonce", "core_id",
     "version_bits", "difficulty", "pool_difficulty", "valid", "error_code", "extranonce2",
-    "ntime",
+    "ntime", "processing_delay_ns",
 )
+#: Events of journals written before ``processing_delay_ns`` have this many fields.
+_OLD_EVENT_LEN = 15
 TELEMETRY_FIELDS: tuple[str, ...] = (
     "t_host_ns", "t_mono_ns", "device_index", "op_index", "temperature", "power",
     "voltage_set", "voltage_measured", "frequency", "hashrate",
@@ -107,7 +112,7 @@ OP_FIELDS: tuple[str, ...] = (
     "op_index", "device_index", "voltage_set", "frequency_set", "t_start_ns", "t_end_ns",
 )
 DEVICE_FIELDS: tuple[str, ...] = ("device_index", "name", "model", "source_kind", "firmware")
-SOURCE_KINDS = ("hardware", "emulated", "simulated", "imported")
+SOURCE_KINDS = ("hardware", "emulated", "simulated", "imported", "unknown")
 
 _TEL_FLOATS = ("temperature", "power", "voltage_set", "voltage_measured", "frequency", "hashrate")
 _EVENT_CHUNK = 65536  # events parsed per batch during recovery (bounds temporary memory)
@@ -316,6 +321,8 @@ class Journal:
         self._n_ops = 0
         self._current_op: dict[int, int] = {}
         self._open_ops: set[int] = set()
+        # recent windows per device: [t_start_ns, t_end_ns (-1 open), op_index]
+        self._op_windows: dict[int, deque[list[int]]] = {}
         self.append_latency: LatencyStats | None = LatencyStats() if latency_stats else None
         self.flush_latency: LatencyStats | None = LatencyStats() if latency_stats else None
         t_host, t_mono = _now()
@@ -554,13 +561,16 @@ class Journal:
                 raise JournalError(f"{self.path}: journal is closed")
             idx = self._n_ops
             self._n_ops += 1
+            windows = self._op_windows.setdefault(dev, deque(maxlen=16))
             if t_end_ns is None:
                 prev = self._current_op.get(dev)
                 if prev is not None and prev in self._open_ops:
                     lines.append(f'["X",{prev},{t0}]\n')
                     self._open_ops.discard(prev)
+                    self._end_window(prev, t0)
                 self._current_op[dev] = idx
                 self._open_ops.add(idx)
+            windows.append([t0, t1, idx])
             lines.append(f'["O",{idx},{dev},{_num(v)},{_num(f)},{t0},{t1}]\n')
             self._pending.extend(lines)
             self.n_records += len(lines)
@@ -574,10 +584,38 @@ class Journal:
             if op not in self._open_ops:
                 raise JournalError(f"operating point {op_index!r} is not open")
             self._open_ops.discard(op)
+            self._end_window(op, t1)
             for dev, cur in list(self._current_op.items()):
                 if cur == op:
                     del self._current_op[dev]
         self._queue(f'["X",{op},{t1}]\n')
+
+    def _end_window(self, op: int, t1: int) -> None:
+        """Set the end of an operating point's window (call with the lock held)."""
+        for windows in self._op_windows.values():
+            for w in windows:
+                if w[2] == op:
+                    w[1] = t1
+                    return
+
+    def op_at(self, device_index: int, t_host_ns: int) -> int:
+        """Index of the device's operating point whose window holds ``t_host_ns``, or -1.
+
+        Looks at the device's most recent points (a record is appended soon after its receipt
+        time): an event received before a point began, but journalled after, stays outside it.
+
+        Parameters
+        ----------
+        device_index : int
+            Device.
+        t_host_ns : int
+            Receipt time [ns since the Unix epoch].
+        """
+        with self._lock:
+            for t0, t1, idx in reversed(self._op_windows.get(device_index, ())):
+                if t0 <= t_host_ns and (t1 < 0 or t_host_ns < t1):
+                    return idx
+        return -1
 
     def current_op(self, device_index: int) -> int:
         """Index of the device's open operating point, or -1."""
@@ -599,7 +637,7 @@ class Journal:
             ``t_host_ns``, ``t_mono_ns`` [ns] (default: now), ``device_index`` (default 0),
             ``op_index`` (default: the device's current operating point), ``job_id``, ``nonce``,
             ``core_id``, ``version_bits``, ``difficulty``, ``pool_difficulty``, ``valid``,
-            ``error_code``, ``extranonce2``, ``ntime``.
+            ``error_code``, ``extranonce2``, ``ntime``, ``processing_delay_ns`` [ns].
         """
         f = dict(row or {})
         f.update(fields)
@@ -620,6 +658,7 @@ class Journal:
             _int(f.get("error_code"), "error_code"),
             _text(f.get("extranonce2", "")),
             _text(f.get("ntime", "")),
+            _int(f.get("processing_delay_ns"), "processing_delay_ns"),
         )
 
     def append_event_fields(
@@ -638,15 +677,18 @@ class Journal:
         error_code: int,
         extranonce2_json: str,
         ntime_json: str,
+        processing_delay_ns: int = -1,
     ) -> None:
         """Fast path of :meth:`append_event` for already-checked values (used by the server).
 
         The three text fields must already be JSON string literals (``json.dumps(text)``).
-        ``op_index`` ``-1`` means outside any operating point.
+        ``op_index`` ``-1`` means outside any operating point; ``processing_delay_ns`` is the
+        time from receipt to the verdict [ns] (-1 unknown).
         """
         line = (f'["E",{t_host_ns},{t_mono_ns},{device_index},{op_index},{job_id_json},{nonce},'
                 f"{core_id},{version_bits},{_num(difficulty)},{_num(pool_difficulty)},"
-                f"{1 if valid else 0},{error_code},{extranonce2_json},{ntime_json}]\n")
+                f"{1 if valid else 0},{error_code},{extranonce2_json},{ntime_json},"
+                f"{processing_delay_ns}]\n")
         lat = self.append_latency
         with self._lock:
             if self._closed:
@@ -763,7 +805,7 @@ class JournalContents:
 
 
 _EVENT_DTYPES = (np.int64, np.int64, np.int32, np.int32, object, np.int64, np.int32, np.int64,
-                 np.float64, np.float64, bool, np.int16, object, object)
+                 np.float64, np.float64, bool, np.int16, object, object, np.int64)
 _TEL_DTYPES = (np.int64, np.int64, np.int32, np.int32) + (np.float64,) * 6
 
 
@@ -791,6 +833,15 @@ def _concat(parts: list[dict[str, np.ndarray]], names: tuple[str, ...],
     if not parts:
         return _columns([], names, dtypes)
     return {n: np.concatenate([p[n] for p in parts]) for n in names}
+
+
+def _is_event_row(r: Any) -> bool:
+    return isinstance(r, list) and len(r) in (_OLD_EVENT_LEN, len(EVENT_FIELDS) + 1)
+
+
+def _event_row(r: list[Any]) -> list[Any]:
+    """An event record with every field (older records lack ``processing_delay_ns``)."""
+    return r if len(r) == len(EVENT_FIELDS) + 1 else [*r, -1]
 
 
 def _iter_lines(path: Path, block: int = 1 << 22) -> Iterator[tuple[bytes, bool]]:
@@ -856,7 +907,7 @@ def read_journal(path: str | os.PathLike[str], *, skip_damaged: bool = False) ->
             return
         try:
             rows = json.loads(b"[" + b",".join(ev_rows) + b"]")
-            ok_rows = [r for r in rows if isinstance(r, list) and len(r) == 15]
+            ok_rows = [_event_row(r) for r in rows if _is_event_row(r)]
             if len(ok_rows) != len(rows):
                 raise ValueError("malformed event record")
             last_good = max(last_good, ev_linenos[-1])
@@ -868,8 +919,8 @@ def read_journal(path: str | os.PathLike[str], *, skip_damaged: bool = False) ->
                 except (ValueError, RecursionError):
                     bad.append(no)
                     continue
-                if isinstance(r, list) and len(r) == 15:
-                    ok_rows.append(r)
+                if _is_event_row(r):
+                    ok_rows.append(_event_row(r))
                     last_good = max(last_good, no)
                 else:
                     bad.append(no)
@@ -1002,7 +1053,7 @@ def _infer_source_kind(kinds: list[str]) -> str:
     known = [k for k in kinds if k in SOURCE_KINDS]
     if not known:
         return "hardware"
-    for k in ("simulated", "emulated", "imported"):
+    for k in ("simulated", "emulated", "imported", "unknown"):
         if k in known:
             return k
     return "hardware"
@@ -1063,6 +1114,7 @@ def contents_to_dataset(c: JournalContents, *, path: Path | None = None,
             "version_bits": ev["version_bits"], "difficulty": ev["difficulty"],
             "pool_difficulty": ev["pool_difficulty"], "valid": ev["valid"],
             "error_code": ev["error_code"], "device_index": ev["device_index"],
+            "processing_delay_ns": ev["processing_delay_ns"],
             "op_index": ev_op,
         },
         telemetry={

@@ -17,7 +17,10 @@ Modes (:func:`run_live_capture`)
     :class:`asiclab.devices.axeos.SweepGuard` (safety envelope, overheat watch, original settings
     restored at the end, on error and on Ctrl-C); AxeOS telemetry is polled into the journal.
     Without ``miner_url`` (an Antminer S9 or any other Stratum miner) the capture is Stratum only:
-    the operating points are time windows whose set values are unknown (NaN).
+    the operating points are time windows whose set values are unknown (NaN; the plan's set
+    points are recorded as ``"not set"``), and every worker that connects -- also during a
+    dwell -- is a device with its own windows (attribute ``op_windows_note``). With
+    ``miner_url`` the windows belong to the controlled miner only.
 ``emulated``
     The same code path with an :class:`~asiclab.devices.emulated_lv06.EmulatedLV06` (Stratum side)
     and an :class:`~asiclab.devices.emulated_axeos.AxeOSEmulator` (HTTP side) sharing one
@@ -84,6 +87,7 @@ import numpy as np
 import xarray as xr
 
 from asiclab import AsiclabError
+from asiclab.dataset import SOURCE_KINDS
 from asiclab.devices.axeos import (
     AxeOSClient,
     OverheatError,
@@ -116,6 +120,8 @@ MODES: tuple[str, ...] = ("stratum+axeos", "serial", "emulated", "cpu")
 EMULATOR_DIFFICULTY = 2.0**-20
 #: Share difficulty of the CPU miner (~65,000 hashes per share).
 CPU_DIFFICULTY = 2.0**-16
+#: Recorded for a set point that a time-window capture (Stratum only, CPU) does not set.
+NOT_SET = "not set"
 
 
 class LiveError(AsiclabError):
@@ -314,7 +320,7 @@ class LiveStatus:
     hashrate_GHs : float
         Last hashrate the miner reported [GH/s] (NaN without telemetry).
     source_kind : str
-        ``hardware`` or ``emulated``.
+        ``hardware``, ``emulated`` or ``unknown`` (a miner whose agent does not say).
     time_scale : float
         Emulated chip seconds per host second (1 for hardware).
     final : bool
@@ -529,8 +535,13 @@ class _StratumBackend(_Backend):
                  accept_suggested_difficulty: bool, telemetry_interval_s: float,
                  connect_timeout_s: float, confirm_timeout_s: float,
                  confirm_interval_s: float, time_scale: float, seed: int | None, chip: Any,
-                 restart_delay_s: float, cpu_process: bool, fsync: bool) -> None:
+                 restart_delay_s: float, cpu_process: bool, fsync: bool,
+                 max_line_rate: float = 100.0, job_interval_s: float = 30.0,
+                 declared_kind: str | None = None) -> None:
         self.mode = mode
+        self.max_line_rate = max_line_rate
+        self.job_interval_s = job_interval_s
+        self.declared_kind = declared_kind
         self.plan = plan
         self.miner_url = miner_url
         self.worker = worker
@@ -605,13 +616,24 @@ class _StratumBackend(_Backend):
             if info.get("ASICModel"):
                 attrs["device_model"] = str(info["ASICModel"])
             attrs["miner_url"] = self.client.base_url
-        # forced_kind None: inferred from the miners' agents (hardware unless "asiclab-...")
-        self.source_kind = forced_kind or "hardware"
+        # forced_kind None: inferred from the miners' agents (asiclab-... emulated, known
+        # firmware hardware, anything else the declared kind, by default "unknown")
+        self.source_kind = forced_kind or self.declared_kind or "unknown"
         attrs["server_difficulty"] = difficulty
+        if self.client is None and self.mode == "stratum+axeos":
+            attrs["op_windows_note"] = (
+                "Stratum only: every worker that connected is a device with its own "
+                "operating-point windows (time windows; nothing was set)")
+        elif self.client is not None:
+            attrs["op_windows_note"] = (
+                f"the operating-point windows belong to worker {self.worker or '(first)'!r}, "
+                "whose settings the sweep controls; other workers' shares have op_index -1")
         self.server = ThreadedCaptureServer(
             journal_path, host=host, port=port, allow_lan=allow_lan, difficulty=difficulty,
             accept_suggested_difficulty=accept, source_kind=forced_kind, attrs=attrs,
-            seed=self.seed, fsync=self.fsync).start()
+            seed=self.seed, fsync=self.fsync, max_requests_per_s=self.max_line_rate,
+            job_interval_s=self.job_interval_s,
+            unknown_agent_kind=self.declared_kind or "unknown").start()
         self.journal = self.server.server.journal
         self.journal.append_note("live_start", {"mode": self.mode, "host": host,
                                                 "port": self.server.port})
@@ -691,7 +713,13 @@ class _StratumBackend(_Backend):
 
     # ---- sweep -----------------------------------------------------------------------------
     def devices(self) -> list[int]:
-        return [self.dev]
+        if self.client is not None or self.server is None:
+            return [self.dev]  # the controlled miner
+        from asiclab.devices.stratum_server import UNATTRIBUTED
+
+        # time windows (Stratum only, CPU): every worker seen so far is a device of its own
+        names = self.journal.devices
+        return sorted({self.dev, *(i for i, n in enumerate(names) if n != UNATTRIBUTED)})
 
     def apply(self, point: SweepPoint, override: bool) -> tuple[float, float]:
         if self.guard is None:
@@ -916,6 +944,7 @@ class _Sweep:
         self.phase = "connect"
         self.point = (math.nan, math.nan)
         self.op = -1
+        self.ops: dict[int, int] = {}
         self.done_s = 0.0
         self.phase_t0 = self.t0
         self.phase_len = 0.0
@@ -973,12 +1002,21 @@ class _Sweep:
                 warnings.warn(f"live-capture callback {cb!r} failed and is disabled: {exc!r}",
                               RuntimeWarning, stacklevel=2)
 
+    def _open_new_devices(self) -> None:
+        """A worker that joined during the dwell gets its own window from now on."""
+        be = self.backend
+        for d in be.devices():
+            if d not in self.ops:
+                self.ops[d] = be.journal.append_op(d, *self.point)
+
     def wait(self, duration_s: float, phase: str) -> None:
         self.phase, self.phase_t0, self.phase_len = phase, time.monotonic(), duration_s
         end = self.phase_t0 + duration_s
         self.tick(force=True)
         while (left := end - time.monotonic()) > 0:
             self.backend.service(min(left, 0.1))
+            if phase == "dwell":
+                self._open_new_devices()
             self.tick()
         self.done_s += duration_s
         self.phase_len = 0.0
@@ -1014,11 +1052,12 @@ class _Sweep:
                     self.point = (v, f)
                     self.wait(pt.settle_s, "settle")
                     be.expect_disruption(False)
-                    ops = [be.journal.append_op(d, v, f) for d in be.devices()]
-                    self.op = ops[0]
+                    self.ops = {d: be.journal.append_op(d, v, f) for d in be.devices()}
+                    self.op = next(iter(self.ops.values()))
                     self.wait(pt.dwell_s, "dwell")
-                    for op in ops:
+                    for op in self.ops.values():
                         be.journal.end_op(op)
+                    self.ops = {}
                     self.op = -1
                     completed += 1
             except KeyboardInterrupt as exc:
@@ -1106,10 +1145,12 @@ def run_live_capture(
     voltage_setter: Callable[[float], Any] | None = None,
     verify_difficulty: float | None = None,
     ramp_step_delay_s: float = 0.1,
-    job_interval_s: float = 2.0,
+    job_interval_s: float | None = None,
     serial_source_kind: str | None = None,
+    source_kind: str | None = None,
+    max_line_rate: float = 100.0,
     time_scale: float = 1.0,
-    seed: int | None = 0,
+    seed: int | None = None,
     chip: Any = None,
     restart_delay_s: float = 0.5,
     cpu_process: bool = True,
@@ -1162,14 +1203,25 @@ def run_live_capture(
         ``serial``: difficulty nonces are judged against [1] (default the ticket difficulty).
     ramp_step_delay_s : float
         ``serial``: pause between 6.25 MHz PLL steps [s].
-    job_interval_s : float
-        ``serial``: a fresh synthetic job this often [s].
+    job_interval_s : float, optional
+        A fresh job this often [s]: ``serial`` synthetic jobs (default 2 s), the capture
+        server's Stratum jobs otherwise (default 30 s).
     serial_source_kind : str, optional
         ``serial``: label of a port that is not real hardware (e.g. an external emulator).
+    source_kind : str, optional
+        ``stratum+axeos``: what the miners are, declared by the user (``hardware``,
+        ``emulated``, ...); applies to miners whose agent string the server does not know
+        (default ``unknown``); ``serial``: same as ``serial_source_kind``.
+    max_line_rate : float
+        Lines per second each Stratum connection may send before its lines are queued (they
+        are all recorded, with their receipt times; see
+        :class:`~asiclab.devices.stratum_server.StratumCaptureServer`) [1/s].
     time_scale : float
         ``emulated`` and ``serial`` with ``"emulated"``: chip seconds per host second [1].
     seed : int or None
-        Seed of the emulated chip and of the capture server's jobs.
+        Seed of the emulated chip (default 0), of the serial synthetic jobs and of the
+        capture server's jobs. ``None``: the server draws a fresh seed (new jobs in every
+        capture); the seed used is recorded in the ``seed`` attribute (``seed_origin``).
     chip : SimulatedChip or ChipHandle, optional
         ``emulated``: the chip model (default ``SimulatedChip(seed)``).
     restart_delay_s : float
@@ -1197,7 +1249,11 @@ def run_live_capture(
         The capture (schema of :mod:`asiclab.dataset`). Attributes added: ``live_mode``,
         ``interrupted`` (1 after Ctrl-C), ``stop_reason``, ``n_points_completed``,
         ``settings_restored`` (1 confirmed, 0 not, -1 not applicable or unknown),
-        ``emulator_time_scale`` and ``time_note`` (emulated modes), ``journal_file``.
+        ``emulator_time_scale`` and ``time_note`` (emulated modes), ``journal_file``;
+        Stratum modes: ``seed`` and ``seed_origin`` (the job seed used), ``op_windows_note``,
+        ``chip_seed`` (emulated) and the server's ``server_throttled``,
+        ``server_delayed_lines``, ``server_refused_lines``, ``server_read_pauses``,
+        ``server_refused_connections`` counts.
 
     Raises
     ------
@@ -1221,8 +1277,20 @@ def run_live_capture(
                         ("connect_timeout_s", connect_timeout_s),
                         ("confirm_timeout_s", confirm_timeout_s),
                         ("update_interval_s", update_interval_s),
-                        ("job_interval_s", job_interval_s)):
+                        ("max_line_rate", max_line_rate)):
         _finite(name, value, positive=True)
+    if job_interval_s is not None:
+        _finite("job_interval_s", job_interval_s, positive=True)
+    if source_kind is not None and source_kind not in SOURCE_KINDS:
+        raise LiveError(f"source_kind must be one of {SOURCE_KINDS}, got {source_kind!r}")
+    if mode in ("emulated", "cpu") and source_kind not in (None, "emulated"):
+        raise LiveError(f"{mode} mode is emulated; source_kind {source_kind!r} cannot be "
+                        "declared for it")
+    from asiclab.devices.stratum_server import _is_loopback
+
+    if mode == "stratum+axeos" and not allow_lan and not _is_loopback(listen_host):
+        raise LiveError(f"listen_host {listen_host!r} is not a loopback address; set "
+                        "allow_lan to let the capture server listen on the network")
     if mode == "serial" and not serial_port:
         raise LiveError("serial mode needs serial_port (a device such as /dev/ttyUSB0, or "
                         "'emulated')")
@@ -1232,8 +1300,8 @@ def run_live_capture(
         backend: _Backend = _SerialBackend(
             plan, serial_port=serial_port, voltage_setter=voltage_setter,
             verify_difficulty=verify_difficulty, ramp_step_delay_s=ramp_step_delay_s,
-            job_interval_s=job_interval_s, time_scale=ts, seed=seed, fsync=fsync,
-            source_kind=serial_source_kind)
+            job_interval_s=2.0 if job_interval_s is None else job_interval_s, time_scale=ts,
+            seed=seed, fsync=fsync, source_kind=serial_source_kind or source_kind)
     else:
         backend = _StratumBackend(
             mode, plan, miner_url=miner_url, worker=worker, listen_host=listen_host,
@@ -1244,7 +1312,9 @@ def run_live_capture(
             confirm_interval_s=(confirm_interval_s if confirm_interval_s is not None
                                 else (0.1 if mode == "emulated" else 1.0)),
             time_scale=ts, seed=seed, chip=chip, restart_delay_s=restart_delay_s,
-            cpu_process=cpu_process, fsync=fsync)
+            cpu_process=cpu_process, fsync=fsync, max_line_rate=max_line_rate,
+            job_interval_s=30.0 if job_interval_s is None else job_interval_s,
+            declared_kind=source_kind)
     callbacks: list[Callable[[LiveStatus], Any]] = []
     if callable(on_update):
         callbacks.append(on_update)
@@ -1254,19 +1324,33 @@ def run_live_capture(
         callbacks.append(live_plot)
     elif live_plot:
         callbacks.append(LivePlot())
+    windows_only = mode == "cpu" or (mode == "stratum+axeos" and not miner_url)
+    plan_d = plan.to_dict()
+    if windows_only:  # time windows: nothing is set, say so rather than the plan's defaults
+        for pt in plan_d["points"]:
+            pt["voltage_mV"] = pt["frequency_MHz"] = NOT_SET
     params: dict[str, Any] = {
-        "live_mode": mode, "plan": plan.to_dict(), "miner_url": miner_url, "worker": worker,
+        "live_mode": mode, "plan": plan_d, "miner_url": miner_url, "worker": worker,
         "listen_host": listen_host, "listen_port": listen_port, "allow_lan": allow_lan,
         "pool_difficulty": pool_difficulty, "telemetry_interval_s": telemetry_interval_s,
         "serial_port": serial_port, "time_scale": ts, "seed": seed,
+        "source_kind": source_kind,
     }
+    if mode != "serial":
+        params["server"] = {"max_requests_per_s": float(max_line_rate),
+                            "job_interval_s": float(backend.job_interval_s)}
+    else:
+        params["job_interval_s"] = float(backend.job_interval_s)
     params.update(parameters or {})
     attrs: dict[str, Any] = {
         "title": title or f"live capture ({mode}), {len(plan)} operating point(s)",
         "live_mode": mode, "parameters": json.dumps(params, sort_keys=True, default=str),
-        "seed": seed if mode in ("emulated", "cpu") or serial_port == "emulated" else None,
         "source_file": None,
     }
+    if mode == "emulated" or serial_port == "emulated":
+        attrs["chip_seed"] = seed or 0
+    if mode == "serial":  # the synthetic jobs' seed (the capture server records its own)
+        attrs.update(seed=seed or 0, seed_origin="given" if seed is not None else "default 0")
     if backend.time_scale != 1.0 or mode == "emulated" or serial_port == "emulated":
         attrs["emulator_time_scale"] = backend.time_scale
         attrs["time_note"] = (

@@ -24,7 +24,11 @@ Timing
 ------
 Each submission is stamped with ``time.time_ns()`` and ``time.monotonic_ns()`` when the chunk of
 bytes that completes its line is read from the socket (one stamp per read; lines that arrive in
-one read share it). Lines held back by the rate limit keep their receipt stamps.
+one read share it), before any rate limiting: the socket keeps being read while lines wait for
+the limit, so lines held back keep their arrival stamps, and the time from the read to the verdict
+is journalled per event (``processing_delay_ns``). The operating point of a share is the one whose
+window holds its receipt time. Every line read is judged and journalled, also when the
+connection closes or is reset while lines wait (they are then processed at once, unanswered).
 
 Jobs and experiment payloads
 ----------------------------
@@ -41,7 +45,9 @@ Devices
 The worker name of ``mining.authorize`` maps to the device index (the same name from several
 connections is one device). The agent string of ``mining.subscribe`` gives the model and the
 source kind (:func:`agent_device_info`): agents starting with ``asiclab-`` (emulator, CPU miner)
-are labelled ``emulated``, everything else ``hardware``. Submissions that cannot be attributed
+are labelled ``emulated``, ESP-Miner (``bitaxe/...``) and Bitmain (``bmminer/...``) agents
+``hardware``, everything else ``unknown`` (the agent string is kept as the device's
+firmware). Submissions that cannot be attributed
 (unauthorized worker, not subscribed) go to a device named :data:`UNATTRIBUTED`.
 
 Exposure and abuse
@@ -49,7 +55,9 @@ Exposure and abuse
 Binds 127.0.0.1 by default; another address needs ``allow_lan=True``. Lines longer than
 ``max_line_bytes`` get an error and the connection is closed; at most ``max_connections`` clients;
 each connection may send ``max_requests_per_s`` lines per second (token bucket; excess lines are
-held back -- never dropped -- by pausing the socket); after ``max_protocol_errors`` malformed
+queued with their receipt stamps -- never dropped -- and reading pauses only when
+``max_queued_bytes`` wait; the counts go into the ``server_*`` attributes, see
+:meth:`StratumCaptureServer.throttle_summary`); after ``max_protocol_errors`` malformed
 messages, or when a client stops reading its replies, the connection is closed. Idle and
 handshake time-outs close dead or stalling connections. Memory is bounded: per-job duplicate sets
 are dropped with their job, per-connection buffers are bounded, and no event stays in memory.
@@ -73,7 +81,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from asiclab import AsiclabError
-from asiclab.capture.journal import Journal, JournalError, clean_text, recover
+from asiclab.capture.journal import SOURCE_KINDS, Journal, JournalError, clean_text, recover
 from asiclab.protocol import mining
 
 __all__ = [
@@ -119,6 +127,8 @@ MAX_PAYLOAD_BYTES = 520
 _MAX_WORKERS_PER_CONNECTION = 8
 _MAX_NAME = 128
 _STALE_IDS_KEPT = 1024
+#: Retired jobs kept (with their retirement time) to judge lines that arrived before it.
+_RETIRED_KEPT = 16
 
 
 class StratumError(AsiclabError):
@@ -142,8 +152,11 @@ def agent_device_info(agent: str) -> tuple[str, str]:
     (str, str)
         ``(model, source_kind)``: ``asiclab-emulated-lv06`` is ``("BM1366", "emulated")``,
         ``asiclab-cpu-miner`` ``("CPU", "emulated")``, any other ``asiclab-`` agent
-        ``("", "emulated")``, ``bitaxe/<model>/...`` ``(<model>, "hardware")``, anything else
-        ``("", "hardware")``.
+        ``("", "emulated")``, ``bitaxe/<model>/...`` (ESP-Miner firmware) ``(<model>,
+        "hardware")``, ``bmminer/...`` (Bitmain Antminer firmware) ``("", "hardware")``, anything
+        else (cgminer, cpuminer, ...: hardware or software cannot be told from the agent)
+        ``("", "unknown")``; declare the source kind of such a capture yourself
+        (``source_kind=`` of the server, ``--source-kind`` of ``asiclab capture``).
     """
     a = (agent or "").strip()
     low = a.lower()
@@ -156,7 +169,9 @@ def agent_device_info(agent: str) -> tuple[str, str]:
     parts = a.split("/")
     if len(parts) >= 2 and parts[0].lower() == "bitaxe":
         return parts[1][:32], "hardware"
-    return "", "hardware"
+    if low.startswith("bmminer/"):
+        return "", "hardware"
+    return "", "unknown"
 
 
 def _push(data: bytes) -> bytes:
@@ -264,16 +279,30 @@ def _hex_bytes(value: Any, n: int) -> bytes | None:
 
 
 class _Connection(asyncio.Protocol):
-    """One miner connection (server side)."""
+    """One miner connection (server side).
+
+    Every complete line is stamped when the chunk of bytes that completes it is read from the
+    socket and queued; lines are then processed from the queue in order, as fast as the
+    per-connection token bucket allows. The socket keeps being read while lines wait (so the
+    stamps stay the arrival times); only when ``max_queued_bytes`` are waiting is reading paused
+    (backpressure, counted in ``read_pauses``). When the connection closes, is reset or is
+    dropped for abuse, every queued line is still processed and journalled with its verdict.
+    """
 
     def __init__(self, server: StratumCaptureServer) -> None:
         self.srv = server
         self.transport: asyncio.Transport | None = None
         self.peer = ""
         self.buf = b""
-        self.deferred: list[tuple[bytes, int, int]] = []
-        self.paused = False
+        self.buf_stamp: tuple[int, int] = (0, 0)
+        # queued complete lines: (line, t_host_ns, t_mono_ns, read sequence number)
+        self.queue: collections.deque[tuple[bytes, int, int, int]] = collections.deque()
+        self.queued_bytes = 0
+        self.read_seq = 0
+        self.resume_handle: asyncio.TimerHandle | None = None
+        self.read_paused = False
         self.closed = False
+        self.closing: tuple[str, int | None] | None = None
         self.subscribed = False
         self.authorized = False
         self.agent = ""
@@ -309,21 +338,29 @@ class _Connection(asyncio.Protocol):
         srv._note("connect", {"peer": self.peer, "extranonce1": self.en1.hex()})
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.resume_handle is not None:
+            self.resume_handle.cancel()
+            self.resume_handle = None
+        was_open = not self.closed
+        self.closed = True
+        if was_open and self.buf.strip():  # an unterminated last line reached us too
+            self._enqueue(self.buf, *self.buf_stamp)
+        self.buf = b""
+        self._drain()  # the lines read but not yet processed: journalled, no reply
         if self in self.srv._conns:
             self.srv._conns.discard(self)
             self.srv._note("disconnect", {"peer": self.peer,
                                           "error": None if exc is None else str(exc)[:200]})
-        self.closed = True
 
     def data_received(self, data: bytes) -> None:
         t_host = time.time_ns()
         t_mono = time.monotonic_ns()
-        if self.closed:
+        if self.closed or self.closing is not None:
+            self.srv.stats["refused_lines"] += data.count(b"\n")
             return
-        if self.paused:
-            self.deferred.append((data, t_host, t_mono))
-            return
-        self._process(data, t_host, t_mono)
+        self.read_seq += 1
+        self._split(data, t_host, t_mono)
+        self._pump(self.read_seq)
 
     def eof_received(self) -> bool | None:
         return None
@@ -335,77 +372,114 @@ class _Connection(asyncio.Protocol):
                           self.tokens + (now - self.last_refill) * srv._rate_per_ns)
         self.last_refill = now
 
-    def _process(self, data: bytes, t_host: int, t_mono: int) -> None:
+    def _enqueue(self, line: bytes, t_host: int, t_mono: int) -> None:
+        self.queue.append((line, t_host, t_mono, self.read_seq))
+        self.queued_bytes += len(line) + 1
+
+    def _split(self, data: bytes, t_host: int, t_mono: int) -> None:
+        """Queue the complete lines of ``buf + data`` with this read's stamps."""
         srv = self.srv
+        max_line = srv.max_line_bytes
         buf = self.buf + data if self.buf else data
         self.buf = b""
-        max_line = srv.max_line_bytes
-        self._refill(time.monotonic_ns())
-        out: list[bytes] = []
         start = 0
         find = buf.find
-        while not self.closed:
+        while True:
             nl = find(b"\n", start)
             if nl < 0:
                 break
             if nl - start > max_line:
-                self._write(out)
-                self._abuse("line too long", ERR_OTHER)
+                srv.stats["refused_lines"] += 1 + buf.count(b"\n", nl + 1)
+                self.closing = ("line too long", ERR_OTHER)
                 return
-            if self.tokens < 1.0:
-                self._throttle(buf[start:], t_host, t_mono)
-                self._write(out)
-                return
-            self.tokens -= 1.0
-            line = buf[start:nl]
+            self._enqueue(buf[start:nl], t_host, t_mono)
             start = nl + 1
-            self.last_line_mono = t_mono
-            try:
-                reply = self._handle_line(line, t_host, t_mono)
-            except Exception as exc:  # a bug must not take the connection (or others) down
-                srv.stats["internal_errors"] += 1
-                srv._note("internal_error", {"peer": self.peer, "error": repr(exc)[:300]})
-                reply = self._error_reply("null", ERR_OTHER, "Internal error")
-            if reply:
-                out.append(reply)
-            if self.kick:
-                self._write(out)
-                self._abuse("too many malformed messages", ERR_OTHER)
-                return
-        if self.closed:
-            return
         rest = buf[start:]
         if len(rest) > max_line:
-            self._write(out)
-            self._abuse("line too long", ERR_OTHER)
+            srv.stats["refused_lines"] += 1
+            self.closing = ("line too long", ERR_OTHER)
             return
-        self.buf = rest
-        self._write(out)
-
-    def _throttle(self, rest: bytes, t_host: int, t_mono: int) -> None:
-        """Hold back the unprocessed bytes (keeping their stamps) until tokens refill."""
-        self.srv.stats["throttled"] += 1
-        self.paused = True
-        self.deferred.insert(0, (rest, t_host, t_mono))
-        if self.transport is not None:
+        if rest:
+            if not self.buf_stamp[0] or start:  # first bytes of a new line
+                self.buf_stamp = (t_host, t_mono)
+            self.buf = rest
+        else:
+            self.buf_stamp = (0, 0)
+        if self.queued_bytes > srv.max_queued_bytes and not self.read_paused \
+                and self.transport is not None:
+            self.read_paused = True
+            srv.stats["read_pauses"] += 1
+            srv._note("read_paused", {"peer": self.peer, "queued_lines": len(self.queue)})
             self.transport.pause_reading()
+
+    def _handle(self, line: bytes, t_host: int, t_mono: int, delay_ns: int) -> bytes | None:
+        try:
+            return self._handle_line(line, t_host, t_mono, delay_ns)
+        except Exception as exc:  # a bug must not take the connection (or others) down
+            srv = self.srv
+            srv.stats["internal_errors"] += 1
+            srv._note("internal_error", {"peer": self.peer, "error": repr(exc)[:300]})
+            return self._error_reply("null", ERR_OTHER, "Internal error")
+
+    def _pump(self, read_seq: int = -1) -> None:
+        """Process queued lines while tokens last (all of them when the connection ends).
+
+        ``read_seq`` is the read being handled (-1: a timer); lines from an earlier read are
+        counted as delayed.
+        """
+        srv = self.srv
+        q = self.queue
+        out: list[bytes] = []
+        if q:
+            self._refill(time.monotonic_ns())
+        while q:
+            if self.closing is None and self.tokens < 1.0:
+                self._throttle()
+                break
+            self.tokens -= 1.0
+            line, t_host, t_mono, seq = q.popleft()
+            self.queued_bytes -= len(line) + 1
+            if seq != read_seq:
+                srv.stats["delayed_lines"] += 1
+            self.last_line_mono = t_mono
+            reply = self._handle(line, t_host, t_mono, time.monotonic_ns() - t_mono)
+            if reply:
+                out.append(reply)
+            if self.kick:  # the rest is journalled unanswered (see _abuse)
+                self.closing = ("too many malformed messages", ERR_OTHER)
+                break
+        self._write(out)
+        if self.closing is not None and (not q or self.kick):
+            reason, code = self.closing
+            self._abuse(reason, code)
+            return
+        if self.read_paused and self.queued_bytes <= self.srv.max_queued_bytes // 2 \
+                and self.transport is not None and not self.closed:
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    def _drain(self) -> None:
+        """Process every queued line now, ignoring the rate limit (the connection ends)."""
+        srv = self.srv
+        while self.queue:
+            line, t_host, t_mono, _seq = self.queue.popleft()
+            self.queued_bytes -= len(line) + 1
+            srv.stats["delayed_lines"] += 1
+            self._handle(line, t_host, t_mono, time.monotonic_ns() - t_mono)
+
+    def _throttle(self) -> None:
+        """Out of tokens: process the rest of the queue when the bucket has refilled."""
+        if self.resume_handle is not None:
+            return
+        self.srv.stats["throttled"] += 1
         wait = (1.0 - self.tokens) / self.srv.max_requests_per_s
-        asyncio.get_running_loop().call_later(max(wait, 1e-4), self._resume)
+        self.resume_handle = asyncio.get_running_loop().call_later(max(wait, 1e-4),
+                                                                   self._resume)
 
     def _resume(self) -> None:
-        if self.closed:
-            return
-        self.paused = False
-        pending, self.deferred = self.deferred, []
-        for i, (data, t_host, t_mono) in enumerate(pending):
-            self._process(data, t_host, t_mono)
-            if self.paused:  # throttled again: keep the remaining chunks, in order
-                self.deferred.extend(pending[i + 1:])
-                return
-            if self.closed:
-                return
-        if self.transport is not None and not self.closed:
-            self.transport.resume_reading()
+        self.resume_handle = None
+        if not self.closed:
+            self._pump(-1)
 
     def _write(self, out: list[bytes]) -> None:
         if not out or self.transport is None or self.closed:
@@ -414,28 +488,46 @@ class _Connection(asyncio.Protocol):
         if self.transport.get_write_buffer_size() > self.srv.max_write_buffer:
             self._abuse("client does not read its replies", None)
 
-    def close(self, reason: str) -> None:
+    def close(self, reason: str, final: bytes = b"") -> None:
+        """Answer the queued lines, send ``final``, close (after the replies are sent)."""
         if self.closed:
             return
+        if self.resume_handle is not None:
+            self.resume_handle.cancel()
+            self.resume_handle = None
+        out = []
+        while self.queue:  # still answered: the transport is open
+            line, t_host, t_mono, _seq = self.queue.popleft()
+            self.queued_bytes -= len(line) + 1
+            self.srv.stats["delayed_lines"] += 1
+            reply = self._handle(line, t_host, t_mono, time.monotonic_ns() - t_mono)
+            if reply:
+                out.append(reply)
+        if final:
+            out.append(final)
+        if out and self.transport is not None:
+            self.transport.write(b"".join(out))
         self.closed = True
         self.srv._note("close", {"peer": self.peer, "reason": reason})
         if self.transport is not None:
             self.transport.close()
 
     def _abuse(self, reason: str, code: int | None) -> None:
-        """Disconnect a misbehaving client (with an error reply when ``code`` is given)."""
+        """Disconnect a misbehaving client (with an error reply when ``code`` is given).
+
+        Lines it sent before are still journalled (:meth:`_drain`)."""
         if self.closed:
             return
         self.srv.stats["abusive_disconnects"] += 1
         self.srv._note("abuse", {"peer": self.peer, "reason": reason})
         if code is None:  # it does not read: drop it without waiting for the buffer to drain
             self.closed = True
+            self._drain()
             if self.transport is not None:
                 self.transport.abort()
             return
-        if self.transport is not None:
-            self.transport.write(self._error_reply("null", code, reason))
-        self.close(reason)
+        self._drain()
+        self.close(reason, self._error_reply("null", code, reason))
 
     @staticmethod
     def _error_reply(id_json: str, code: int, message: str) -> bytes:
@@ -449,7 +541,8 @@ class _Connection(asyncio.Protocol):
             self.kick = True
         return self._error_reply(id_json, ERR_OTHER, message)
 
-    def _handle_line(self, line: bytes, t_host: int, t_mono: int) -> bytes | None:
+    def _handle_line(self, line: bytes, t_host: int, t_mono: int, delay_ns: int = 0
+                     ) -> bytes | None:
         if not line or line.isspace():
             return None
         try:
@@ -461,7 +554,7 @@ class _Connection(asyncio.Protocol):
         method = msg.get("method")
         mid = msg.get("id")
         if method == "mining.submit":
-            return self._submit(mid, msg.get("params"), t_host, t_mono)
+            return self._submit(mid, msg.get("params"), t_host, t_mono, delay_ns)
         id_json = _id_json(mid)
         if method is None and ("result" in msg or "error" in msg):
             return None  # a reply to a request we never sent: ignore
@@ -493,7 +586,7 @@ class _Connection(asyncio.Protocol):
                                       self.en1.hex(), srv.extranonce2_size])
         if first:
             srv._note("subscribe", {"peer": self.peer, "agent": self.agent})
-            model, kind = agent_device_info(self.agent)
+            model, kind = srv._agent_info(self.agent)
             for name in self.workers:  # authorized before subscribing: complete the record
                 srv._register_device(name, model, kind, self.agent)
             srv._loop_call_soon(self._maybe_start)
@@ -510,7 +603,7 @@ class _Connection(asyncio.Protocol):
               and (user in self.workers or len(self.workers) < _MAX_WORKERS_PER_CONNECTION))
         if ok:
             assert isinstance(user, str)
-            model, kind = agent_device_info(self.agent) if self.subscribed else ("", "")
+            model, kind = srv._agent_info(self.agent) if self.subscribed else ("", "")
             dev = srv._register_device(user, model, kind, self.agent)
             ok = dev is not None
         if not ok:
@@ -584,13 +677,15 @@ class _Connection(asyncio.Protocol):
             self.sent_difficulty = self.difficulty
         parts.append(job.notify_clean if clean else job.notify_keep)
         jobs = self.srv._jobs
-        for jid in [j for j in self.job_diff if j not in jobs]:
+        retired = self.srv._retired
+        for jid in [j for j in self.job_diff if j not in jobs and j not in retired]:
             del self.job_diff[jid]
         self.job_diff[job.job_id] = self.difficulty
         self._write(parts)
 
     # ------------------------------------------------------------------ submit
-    def _submit(self, mid: Any, params: Any, t_host: int, t_mono: int) -> bytes:
+    def _submit(self, mid: Any, params: Any, t_host: int, t_mono: int, delay_ns: int = 0
+                ) -> bytes:
         srv = self.srv
         id_json = str(mid) if type(mid) is int else _id_json(mid)
         worker = job_id = en2_hex = ntime_hex = nonce_hex = None
@@ -616,6 +711,10 @@ class _Connection(asyncio.Protocol):
             else:
                 vb = int.from_bytes(vb_raw, "big")
         job = srv._jobs.get(job_id) if type(job_id) is str else None
+        if job is None and type(job_id) is str:  # retired after this line arrived: still valid
+            retired = srv._retired.get(job_id)
+            if retired is not None and t_mono < retired[1]:
+                job = retired[0]
         if job is not None:
             jid_json = job.id_json
         elif type(job_id) is str:
@@ -636,10 +735,11 @@ class _Connection(asyncio.Protocol):
         srv.stats["submits"] += 1
         srv.stats["accepted" if code == 0 else f"rejected_{code}"] += 1
         srv.journal.append_event_fields(
-            t_host, t_mono, dev, srv.journal._current_op.get(dev, -1), jid_json, nonce, -1,
+            t_host, t_mono, dev, srv.journal.op_at(dev, t_host), jid_json, nonce, -1,
             vb, difficulty, pool, code == 0, code,
             f'"{en2_hex}"' if en2 is not None else '""',
             f'"{ntime_hex}"' if ntime_b is not None else '""',
+            delay_ns,
         )
         if code == 0:
             return f'{{"id":{id_json},"result":true,"error":null}}\n'.encode()
@@ -753,6 +853,10 @@ class StratumCaptureServer:
     idle_timeout_s : float or None
         Close connections that sent nothing for this long [s] (``None``: never; a miner at a
         high difficulty may legitimately stay silent for long).
+    max_queued_bytes : int
+        Bytes of received lines waiting for the rate limit after which reading from that
+        connection pauses (backpressure; stamps of lines read later may then be late, counted
+        in the ``server_read_pauses`` attribute) [bytes].
     max_write_buffer : int
         Unsent reply bytes after which a client that does not read is dropped [bytes].
     max_devices : int
@@ -769,10 +873,15 @@ class StratumCaptureServer:
     source_kind : str, optional
         Force the capture's ``source_kind``; default: inferred from the agents (anything
         emulated makes the capture ``emulated``).
+    unknown_agent_kind : str
+        Source kind given to devices whose agent string :func:`agent_device_info` does not
+        recognise (default ``"unknown"``; the user may declare e.g. ``"hardware"``).
     attrs : mapping, optional
         Extra global attributes (``title``, ``parameters``...).
     seed : int, optional
-        Seed of the job generator (previous-block hashes).
+        Seed of the job generator (previous-block hashes, extranonce1 counter). Default: a
+        fresh seed drawn from ``os.urandom``, so every capture gets new jobs. The seed used is
+        recorded in the ``seed`` attribute either way (``seed_origin`` says which).
     flush_interval_s : float
         Journal flush interval [s] (at most 1).
     fsync : bool
@@ -805,12 +914,14 @@ class StratumCaptureServer:
         handshake_timeout_s: float = 60.0,
         idle_timeout_s: float | None = 3600.0,
         max_write_buffer: int = 1 << 20,
+        max_queued_bytes: int = 1 << 21,
         max_devices: int = 1024,
         version_rolling_mask: int = DEFAULT_VERSION_MASK,
         allow_lan: bool = False,
         password: str | None = None,
         workers: Sequence[str] | None = None,
         source_kind: str | None = None,
+        unknown_agent_kind: str = "unknown",
         attrs: Mapping[str, Any] | None = None,
         seed: int | None = None,
         flush_interval_s: float = 0.5,
@@ -835,6 +946,7 @@ class StratumCaptureServer:
                                  ("max_connections", max_connections, 1),
                                  ("max_protocol_errors", max_protocol_errors, 0),
                                  ("max_write_buffer", max_write_buffer, 4096),
+                                 ("max_queued_bytes", max_queued_bytes, 4096),
                                  ("max_devices", max_devices, 1),
                                  ("port", port, 0)):
             if isinstance(ivalue, bool) or not isinstance(ivalue, int) or ivalue < lo:
@@ -867,10 +979,20 @@ class StratumCaptureServer:
         self.handshake_timeout_s = float(handshake_timeout_s)
         self.idle_timeout_s = None if idle_timeout_s is None else float(idle_timeout_s)
         self.max_write_buffer = max_write_buffer
+        self.max_queued_bytes = max_queued_bytes
         self.max_devices = max_devices
         self.version_rolling_mask = version_rolling_mask
         self.password = password
         self.allowed_workers = None if workers is None else frozenset(workers)
+        if unknown_agent_kind not in SOURCE_KINDS:
+            raise StratumError(f"unknown_agent_kind must be one of {SOURCE_KINDS}, got "
+                               f"{unknown_agent_kind!r}")
+        self.unknown_agent_kind = unknown_agent_kind
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise StratumError(f"seed must be an int or None, got {seed!r}")
+        origin = "given" if seed is not None else "drawn from os.urandom (fresh jobs)"
+        if seed is None:
+            seed = int.from_bytes(os.urandom(6), "big")
         self.seed = seed
         self._rng = random.Random(seed)
         params = {
@@ -888,6 +1010,7 @@ class StratumCaptureServer:
                              "parameters": json.dumps(params, sort_keys=True), "seed": seed,
                              "source_file": None}
         a.update(attrs or {})
+        a.update(seed=seed, seed_origin=origin)  # the seed these jobs really came from
         try:
             self.journal = Journal(self.journal_path, attrs=a, flush_interval_s=flush_interval_s,
                                    fsync=fsync, overwrite=overwrite, latency_stats=latency_stats)
@@ -901,6 +1024,8 @@ class StratumCaptureServer:
         self._jobs: collections.OrderedDict[str, _Job] = collections.OrderedDict()
         self._stale_ids: collections.deque[str] = collections.deque(maxlen=_STALE_IDS_KEPT)
         self._stale_set: set[str] = set()
+        self._retired: collections.OrderedDict[str, tuple[_Job, int]] = \
+            collections.OrderedDict()
         self._current: _Job | None = None
         self._job_counter = 0
         self._en1_counter = self._rng.getrandbits(32)
@@ -962,8 +1087,31 @@ class StratumCaptureServer:
                 await asyncio.wait_for(self._server.wait_closed(), 2.0)
         await asyncio.sleep(0)
         self._stopped = True
+        with contextlib.suppress(JournalError):
+            self.journal.set_attrs(**self.throttle_summary())
         self.journal.close(footer={"stats": dict(self.stats)})
         return self.journal_path
+
+    def throttle_summary(self) -> dict[str, int]:
+        """Counters of the rate limit and refusals, as recorded in the capture's attributes.
+
+        Returns
+        -------
+        dict
+            ``server_throttled`` (times a connection ran out of line tokens),
+            ``server_delayed_lines`` (lines processed later than the read that brought them;
+            each is journalled with its receipt time and ``processing_delay_ns``),
+            ``server_refused_lines`` (lines read but not judged: after a line longer than
+            ``max_line_bytes`` or once the connection was being closed),
+            ``server_read_pauses`` (times reading paused because ``max_queued_bytes`` waited)
+            and ``server_refused_connections`` (over ``max_connections``).
+        """
+        st = self.stats
+        return {"server_throttled": int(st["throttled"]),
+                "server_delayed_lines": int(st["delayed_lines"]),
+                "server_refused_lines": int(st["refused_lines"]),
+                "server_read_pauses": int(st["read_pauses"]),
+                "server_refused_connections": int(st["refused"])}
 
     @property
     def running(self) -> bool:
@@ -1016,6 +1164,10 @@ class StratumCaptureServer:
             return None
         return self.journal.register_device(name, model=model, source_kind=kind,
                                             firmware=agent)
+
+    def _agent_info(self, agent: str) -> tuple[str, str]:
+        model, kind = agent_device_info(agent)
+        return model, (self.unknown_agent_kind if kind == "unknown" else kind)
 
     def _unattributed_device(self) -> int:
         if self._unattributed is None:
@@ -1070,13 +1222,13 @@ class StratumCaptureServer:
                    created_mono_ns=t_mono)
         job.build_notify()
         if clean:
-            for old in self._jobs:
-                self._mark_stale(old)
+            for old, old_job in self._jobs.items():
+                self._mark_stale(old, old_job, t_mono)
             self._jobs.clear()
         self._jobs[job_id] = job
         while len(self._jobs) > self.max_jobs:
-            old, _ = self._jobs.popitem(last=False)
-            self._mark_stale(old)
+            old, old_job = self._jobs.popitem(last=False)
+            self._mark_stale(old, old_job, t_mono)
         self._current = job
         self.journal.append_job({
             "job_id": job_id, "t_host_ns": t_host, "t_mono_ns": t_mono, "clean": clean,
@@ -1091,7 +1243,11 @@ class StratumCaptureServer:
                 conn.send_job(job, clean)
         return job_id
 
-    def _mark_stale(self, job_id: str) -> None:
+    def _mark_stale(self, job_id: str, job: _Job, t_mono: int) -> None:
+        """Retire a job; lines received before ``t_mono`` [ns] are still judged against it."""
+        self._retired[job_id] = (job, t_mono)
+        while len(self._retired) > _RETIRED_KEPT:
+            self._retired.popitem(last=False)
         if len(self._stale_ids) == self._stale_ids.maxlen:
             self._stale_set.discard(self._stale_ids[0])
         self._stale_ids.append(job_id)
