@@ -606,3 +606,67 @@ def test_plots_return_labelled_figures(capture_report) -> None:
         plt.close(fig)
     with pytest.raises(hb.HeartbeatInputError):
         hp.plot_spectrum(rep, 0, 99)
+
+
+# --------------------------------------------------------------------------------------------
+# quantised timestamps (issue 7, items 9 and 10)
+
+
+def _quantised_poisson(rate: float, res: float, n: int, size: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng([seed, 10])
+    t = np.cumsum(hb.simulate_poisson_intervals(n, rate, size=size, rng=rng), axis=-1)
+    return np.diff(np.floor(t / res) * res, axis=-1)
+
+
+@pytest.mark.parametrize(("res", "expected"), [(1e-3, 1e-3), (1.0, 1.0), (0.1, 0.1),
+                                                (1e-7, 1e-7), (0.0, 0.0)])
+def test_timestamp_resolution_detected(res: float, expected: float) -> None:
+    rng = np.random.default_rng(5)
+    t = np.cumsum(rng.exponential(0.5, 500))
+    if res > 0:
+        t = np.round(np.floor(t / res) * res * 1e9) * 1e-9
+    x = np.diff(t)
+    assert hs.timestamp_resolution(x) == pytest.approx(expected, rel=1e-9, abs=0.0)
+
+
+def test_timestamp_resolution_of_float_epoch_milliseconds() -> None:
+    # epoch seconds as float64 with millisecond stamps: rounding noise ~1e-7 s, grid 1 ms
+    rng = np.random.default_rng(6)
+    t = 1.7e9 + np.floor(np.cumsum(rng.exponential(0.1, 2000)) * 1e3) / 1e3
+    assert hs.timestamp_resolution(np.diff(t)) == pytest.approx(1e-3)
+
+
+def test_dequantise_is_exact_poisson_and_keeps_events() -> None:
+    x = _quantised_poisson(1.0, 1.0, 1999, 3, seed=1)
+    rng = np.random.default_rng(0)
+    d = hs.dequantise_intervals(x, 1.0, rng)
+    assert d.shape == x.shape and np.all(d >= 0) and np.all(d[d > 0] % 1.0 != 0)
+    # every event moves by less than one cell: spans agree within one cell
+    assert np.all(np.abs(d.sum(axis=1) - x.sum(axis=1)) < 1.0)
+    assert hs.timestamp_resolution(d) == 0.0
+
+
+def test_one_second_stamps_give_no_false_spectral_verdict() -> None:
+    # before the fix: the 1 Hz comb of 1 s stamps folded into the 2.4 Hz band (29 % rejected)
+    x = _quantised_poisson(1.0, 1.0, 1999, 300, seed=2)
+    sp = hb.spectral_tests(x, resolution=1.0)
+    assert np.all(np.isnan(sp["spectral_target"][2]))
+    res = hb.run_battery(x)
+    col = res.names.index("spectral_max")
+    assert (res.pvalue[:, col] < 0.05).mean() <= 0.08
+    assert np.all(res.peak_hz < 0.5)
+    rep = hb.analyze_times(np.cumsum(x[0]), surrogates=False)
+    row = rep.summary.iloc[0]
+    assert row["dequantised"] and row["resolution_s"] == pytest.approx(1.0)
+    assert "2.4" not in row["verdict"] and np.isnan(row["target_peak_hz"])
+    assert rep.spectra["freq_hz"].max() < 0.5
+    assert any("aliases of the timestamp grid" in n for n in rep.notes)
+
+
+def test_tenth_second_stamps_keep_the_target_test_calibrated() -> None:
+    # 0.1 s stamps: 2.4 Hz is below the grid Nyquist (5 Hz) and stays testable, at its level
+    x = _quantised_poisson(2.0, 0.1, 1999, 300, seed=3)
+    res = hb.run_battery(x, only=("spectral_max", "spectral_target", "anderson_exp"))
+    fpr = (res.pvalue < 0.05).mean(axis=0)
+    for name in ("spectral_max", "spectral_target", "anderson_exp"):
+        assert fpr[res.names.index(name)] <= 0.08, (name, fpr)
