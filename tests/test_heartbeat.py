@@ -670,3 +670,96 @@ def test_tenth_second_stamps_keep_the_target_test_calibrated() -> None:
     fpr = (res.pvalue < 0.05).mean(axis=0)
     for name in ("spectral_max", "spectral_target", "anderson_exp"):
         assert fpr[res.names.index(name)] <= 0.08, (name, fpr)
+
+
+# --------------------------------------------------------------------------------------------
+# dead time: hazard, renewal fit, job gaps (issue 7, item 12)
+
+from asiclab.heartbeat import deadtime  # noqa: E402
+
+
+def test_hazard_function_known_answer() -> None:
+    x = np.array([0.5, 1.5, 2.5, 0.2] * 5)
+    h = deadtime.hazard_function(x, edges=[0.0, 1.0, 2.0, 3.0])
+    # bin [0, 1): 20 at risk, 10 events (0.5, 0.2), exposure 5*(0.5+0.2) + 10*1 = 13.5 s
+    assert list(h["at_risk"]) == [20, 10, 5]
+    assert list(h["events"]) == [10, 5, 5]
+    assert h["exposure_s"].to_numpy() == pytest.approx([13.5, 7.5, 2.5])
+    assert h["hazard_hz"].to_numpy() == pytest.approx([10 / 13.5, 5 / 7.5, 2.0])
+    assert np.all(h["lo_hz"] <= h["hazard_hz"]) and np.all(h["hazard_hz"] <= h["hi_hz"])
+    assert h["poisson_hz"].iloc[0] == pytest.approx(20 / x.sum())
+
+
+def test_hazard_of_poisson_is_flat_within_band() -> None:
+    x = np.random.default_rng(11).exponential(0.1, 5000)
+    h = deadtime.hazard_function(x)
+    inside = (h["hazard_hz"] >= h["poisson_lo_hz"]) & (h["hazard_hz"] <= h["poisson_hi_hz"])
+    assert inside.mean() >= 0.85
+    assert h["poisson_hz"].iloc[0] == pytest.approx(10.0, rel=0.05)
+
+
+def test_dead_time_fit_recovers_a_simulated_dead_time() -> None:
+    rng = np.random.default_rng(12)
+    x = deadtime.simulate_dead_time_intervals(3000, 0.040, 5.0, 12.5, rng)
+    fit = deadtime.fit_dead_time(x, n_boot=99, seed=1)
+    assert fit.dead_time_lo_s <= 0.040 <= fit.dead_time_hi_s
+    assert fit.rate_dead_lo_hz <= 5.0 <= fit.rate_dead_hi_hz
+    assert fit.rate_lo_hz <= 12.5 <= fit.rate_hi_hz
+    assert fit.p_dead_time <= 0.02
+    assert fit.p_fit >= 0.05
+    v = deadtime.dead_time_verdict(fit)
+    assert v.startswith("Poisson with dead time ≈ 4")  # ≈ 40 ms
+
+
+def test_dead_time_fit_finds_none_in_poisson() -> None:
+    x = np.random.default_rng(13).exponential(0.1, 3000)
+    fit = deadtime.fit_dead_time(x, n_boot=99, seed=1)
+    assert fit.p_dead_time > 0.05
+    assert deadtime.dead_time_verdict(fit).startswith("no dead time")
+
+
+def test_dead_time_fit_rejects_a_wrong_model() -> None:
+    # gamma CV 0.8 is under-dispersed but has no dead time: the model must not fit it
+    x = nulls.simulate_gamma_intervals(3000, 0.7, 10.0, rng=np.random.default_rng(14))
+    fit = deadtime.fit_dead_time(x, n_boot=99, seed=1)
+    assert fit.p_fit <= 0.05 or fit.residual_p_exponential <= 0.05
+    assert not deadtime.dead_time_verdict(fit).startswith("Poisson with")
+
+
+def test_job_gap_table() -> None:
+    rng = np.random.default_rng(15)
+    n = 400
+    new_job = rng.random(n) < 0.8
+    gaps = np.where(new_job, 0.03 + rng.exponential(0.08, n), rng.exponential(0.01, n))
+    t = np.concatenate([[0.0], np.cumsum(gaps)])
+    jobs = np.concatenate([[0], np.cumsum(new_job)]).astype(str)
+    tab = deadtime.job_gap_table(t, jobs)
+    assert list(tab["gaps"]) == ["same job", "new job"]
+    assert tab["n_gaps"].sum() == n and tab["n_jobs"].iloc[0] == int(new_job.sum()) + 1
+    assert tab.loc[1, "median_ms"] > tab.loc[0, "median_ms"]
+    assert tab["p_mannwhitney"].iloc[0] < 1e-6
+    assert deadtime.job_gap_table(t, np.full(t.size, "")).empty
+
+
+def test_s9_dead_time_explains_under_dispersion(realdata_dir) -> None:
+    from asiclab.heartbeat import workflow
+    from asiclab.importers import import_s9_stratum_csv
+
+    ds = import_s9_stratum_csv(realdata_dir / "s9_stratum_shares.csv")
+    rep = hb.analyze_capture(ds, surrogates=False, progress=False)
+    (key,) = rep.intervals
+    x = rep.intervals[key]
+    assert rep.verdicts()[key].startswith("under-dispersed")
+    h = deadtime.hazard_function(x, edges=[0.0, 0.030, 0.050, 0.080])
+    assert 4.0 <= h["hazard_hz"].iloc[0] <= 8.0  # ~6/s for 30 ms after a share
+    assert 11.0 <= h["hazard_hz"].iloc[2] <= 14.5  # ~12.7/s after 50-80 ms
+    tail = x[x > 0.050] - 0.050
+    assert 0.95 <= tail.std(ddof=1) / tail.mean() <= 1.03  # remaining wait ~exponential
+    dead = workflow.dead_time_analysis(ds, rep, [key], alpha=0.05, n_boot=99, seed=0)
+    row = dead["table"].iloc[0]
+    assert 15.0 <= row["dead_time_ms"] <= 60.0
+    assert row["rate_dead_hi_hz"] < row["rate_lo_hz"]
+    assert row["p_dead_time"] <= 0.01
+    assert row["new_job_fraction"] > 0.8 and row["new_job_median_ms"] > row["same_job_median_ms"]
+    assert "dead time ≈" in row["dead_time_verdict"]
+    assert "pipeline/protocol effect" in row["dead_time_verdict"]

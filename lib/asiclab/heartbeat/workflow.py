@@ -16,6 +16,7 @@ import xarray as xr
 
 from asiclab import dataset
 from asiclab.heartbeat._errors import HeartbeatInputError
+from asiclab.heartbeat import deadtime
 from asiclab.heartbeat.capture import HeartbeatReport, open_captures
 from asiclab.heartbeat.power import n_required_cv
 from asiclab.params import Param
@@ -38,6 +39,8 @@ PARAMS: dict[str, Param] = {
     "seed": Param(int, "seed of surrogates and simulated null tables", min=0),
     "detail_ops": Param(list, "operating points shown in detail ([] = nominal and nearest the "
                         "edge)", item=int, min=0),
+    "n_boot_dead_time": Param(int, "bootstrap replicates of the dead-time fit (CIs, LR null, "
+                              "goodness of fit)", min=19, max=100_000),
     "target_cv": Param(float, "effect for the 'events needed' figure: CV of a gamma renewal "
                        "process [1]", min=0.05, max=5.0, check=lambda v: None if v != 1.0
                        else "a CV other than 1"),
@@ -226,3 +229,77 @@ def input_description(ds: xr.Dataset) -> str:
             f"{ds.attrs.get('device_model')!r}: {ds.sizes['event']} events ({n_valid} valid), "
             f"{ds.sizes['op']} operating points, {ds.sizes['device']} device(s)")
 
+
+
+def _train_job_ids(ds: xr.Dataset, device: int, op: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Times [ns] and Stratum job ids of the valid shares of one train, in time order."""
+    if "job_id" not in ds.variables:
+        return None
+    t = np.asarray(ds["t_host_ns"].values, dtype=np.int64)
+    m = ((t >= 0) & np.asarray(ds["valid"].values, dtype=bool)
+         & (np.asarray(ds["device_index"].values) == device)
+         & (np.asarray(ds["op_index"].values) == op))
+    order = np.argsort(t[m], kind="stable")
+    return t[m][order], np.asarray(ds["job_id"].values[m], dtype=str)[order]
+
+
+def dead_time_analysis(ds: xr.Dataset, report: HeartbeatReport, trains: list[tuple[int, int]],
+                       *, alpha: float, n_boot: int, seed: int) -> dict[str, Any]:
+    """Hazard function, dead-time renewal fit and same-job/new-job gaps of the chosen trains.
+
+    Explains an under-dispersed verdict: a train that is Poisson apart from a dead time after
+    each share gets the verdict "Poisson with dead time ≈ X ms", and when the capture has
+    Stratum job ids, the comparison of same-job and new-job gaps says whether job changes cause
+    it (see :mod:`asiclab.heartbeat.deadtime`).
+
+    Returns
+    -------
+    dict
+        ``table`` (one row per train: fit with CIs, tests, job-gap summary, verdicts),
+        ``hazard``, ``fits`` and ``job_gaps`` (dicts keyed by ``(device, op)``).
+    """
+    from asiclab.heartbeat._errors import InsufficientDataError
+
+    rows, hazards, fits, jobs = [], {}, {}, {}
+    verdicts = report.verdicts()
+    for key in trains:
+        x = report.intervals.get(key)
+        if x is None:
+            continue
+        try:
+            hz = deadtime.hazard_function(x)
+            fit = deadtime.fit_dead_time(x, n_boot=n_boot, seed=seed)
+        except InsufficientDataError as exc:
+            print(f"device {key[0]}, op {key[1]}: no dead-time analysis: {exc}")
+            continue
+        ev = _train_job_ids(ds, *key)
+        jg = deadtime.job_gap_table(*ev) if ev is not None else pd.DataFrame()
+        hazards[key], fits[key], jobs[key] = hz, fit, jg
+        row: dict[str, Any] = {"device": key[0], "op": key[1], **fit.as_row()}
+        if len(jg):
+            new = jg[jg["gaps"] == "new job"].iloc[0]
+            same = jg[jg["gaps"] == "same job"].iloc[0]
+            row.update({"n_jobs": int(new["n_jobs"]), "new_job_fraction": float(new["fraction"]),
+                        "new_job_median_ms": float(new["median_ms"]),
+                        "same_job_median_ms": float(same["median_ms"]),
+                        "p_job_gaps": float(new["p_mannwhitney"])})
+        row["battery_verdict"] = verdicts.get(key, "")
+        row["dead_time_verdict"] = deadtime.dead_time_verdict(fit, jg, alpha=alpha)
+        rows.append(row)
+    return {"table": pd.DataFrame(rows), "hazard": hazards, "fits": fits, "job_gaps": jobs}
+
+
+def record_dead_time(dead: dict[str, Any], source_kind: str) -> list[dict[str, Any]]:
+    """Record the dead time of each analysed train (value, CI [ms] and the plain verdict)."""
+    from asiclab import results
+
+    out = []
+    for r in dead["table"].itertuples():
+        out.append(results.record(
+            f"heartbeat_d{r.device}_op{r.op}_dead_time", float(r.dead_time_ms), "ms",
+            (float(r.dead_time_lo_ms), float(r.dead_time_hi_ms)),
+            note=(f"two-level-hazard renewal fit: hazard {r.rate_dead_hz:.3g}/s before, "
+                  f"{r.rate_hz:.3g}/s after; LR p={r.p_dead_time:.3g}, fit p={r.p_fit:.3g}; "
+                  f"source {source_kind}"),
+            verdict=str(r.dead_time_verdict)))
+    return out
