@@ -15,8 +15,8 @@ import pandas as pd
 import xarray as xr
 
 from asiclab import dataset
-from asiclab.heartbeat._errors import HeartbeatInputError
 from asiclab.heartbeat import deadtime
+from asiclab.heartbeat._errors import HeartbeatInputError
 from asiclab.heartbeat.capture import HeartbeatReport, open_captures
 from asiclab.heartbeat.power import n_required_cv
 from asiclab.params import Param
