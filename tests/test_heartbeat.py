@@ -763,3 +763,50 @@ def test_s9_dead_time_explains_under_dispersion(realdata_dir) -> None:
     assert row["new_job_fraction"] > 0.8 and row["new_job_median_ms"] > row["same_job_median_ms"]
     assert "dead time ≈" in row["dead_time_verdict"]
     assert "pipeline/protocol effect" in row["dead_time_verdict"]
+
+
+# --------------------------------------------------------------------------------------------
+# simulator truth labels (issue 7, item 11)
+
+
+def _sim_report(voltage_mV: float, dwell_s: float):
+    from asiclab.devices.simulated import simulate_sweep
+
+    ds = simulate_sweep(1, [voltage_mV], 485.0, dwell_s=dwell_s, settle_s=120.0,
+                        telemetry_interval_s=600.0)
+    return ds, hb.analyze_capture(ds, surrogates=False, progress=False)
+
+
+def test_steady_state_truth_cv_at_plus_60_mV() -> None:
+    from asiclab.devices.simulated import SimulatedChip, steady_state_intervals
+
+    edge = SimulatedChip(1).steady_state_edge_voltage_mV(485.0)
+    x = steady_state_intervals(1, edge + 60.0, 485.0, n_events=400_000)
+    assert x.size == 399_999
+    cv = x.std(ddof=1) / x.mean()
+    assert 1.008 <= cv <= 1.025  # not exactly Poisson (1.016 +/- 0.001 on 1e6 events)
+    far = steady_state_intervals(1, edge + 100.0, 485.0, n_events=400_000)
+    assert abs(far.std(ddof=1) / far.mean() - 1.0) < 0.006
+
+
+def test_model_truth_labels_poisson_only_when_undetectable() -> None:
+    from asiclab.devices.simulated import SimulatedChip
+    from asiclab.heartbeat import workflow
+
+    edge = SimulatedChip(1).steady_state_edge_voltage_mV(485.0)
+    v = round(edge + 62.0, 1)
+    # a long train (~80,000 events) sees the Cox process's CV ~1.015: not "Poisson"
+    # (the old rule called everything beyond +60 mV "Poisson by construction")
+    ds, rep = _sim_report(v, 200_000.0)
+    truth = workflow.model_truth(ds, rep, n_records=40)
+    row = truth.iloc[0]
+    assert row["n_events"] > 60_000
+    assert 1.005 <= row["model_cv"] <= 1.03 and row["model_cv_se"] < 0.003
+    assert row["detect_power"] > 0.5
+    assert row["model_expects"] != "consistent with Poisson"
+    # a short train (~2,000 events) at +98 mV cannot tell: "Poisson" is the truth there
+    ds, rep = _sim_report(round(edge + 98.0, 1), 5_000.0)
+    row = workflow.model_truth(ds, rep, n_records=100).iloc[0]
+    assert row["detect_power"] <= workflow.POISSON_MAX_POWER
+    assert row["model_expects"] == "consistent with Poisson"
+    assert row["agrees"] == rep.verdicts()[(0, 0)].startswith("consistent")
