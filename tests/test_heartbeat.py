@@ -810,3 +810,11 @@ def test_model_truth_labels_poisson_only_when_undetectable() -> None:
     assert row["detect_power"] <= workflow.POISSON_MAX_POWER
     assert row["model_expects"] == "consistent with Poisson"
     assert row["agrees"] == rep.verdicts()[(0, 0)].startswith("consistent")
+
+
+def test_bursty_train_is_not_called_a_dead_time() -> None:
+    # over-dispersed (hazard high just after an event): the constrained fit gives Poisson
+    x = nulls.simulate_gamma_intervals(2000, 1.5, 1.0, rng=np.random.default_rng(16))
+    fit = deadtime.fit_dead_time(x, n_boot=49, seed=1)
+    assert fit.rate_dead_hz <= fit.rate_hz
+    assert deadtime.dead_time_verdict(fit).startswith("no dead time")

@@ -14,8 +14,10 @@ Hazard function
 
 Dead-time renewal model
     iid intervals with a two-level hazard: ``h(t) = rate_dead`` for ``t < d`` and ``rate`` for
-    ``t >= d`` (``rate_dead = 0`` is the classic non-paralysable dead time, ``rate_dead = rate``
-    is Poisson); the wait beyond ``d`` is exponential. Given ``d`` the maximum-likelihood rates
+    ``t >= d``, with ``0 <= rate_dead <= rate`` (``rate_dead = 0`` is the classic
+    non-paralysable dead time, ``rate_dead = rate`` is Poisson); the wait beyond ``d`` is
+    exponential. (A hazard that is *higher* just after an event is burstiness, not a dead time:
+    the constrained fit then returns Poisson.) Given ``d`` the maximum-likelihood rates
     are ``events / exposure`` on each side; ``d`` maximises the profile likelihood on a grid.
     Confidence intervals: percentile bootstrap of the intervals. The dead-time effect is tested
     against Poisson by the likelihood ratio, with its null distribution by parametric bootstrap
@@ -160,6 +162,13 @@ def _profile(xs: FloatArray, grid: FloatArray) -> tuple[FloatArray, FloatArray, 
         r2 = np.where(s2 > 0, m / s2, np.inf)
         ll = special.xlogy(k, r1) - k + special.xlogy(m, r2) - m
     ll = np.where(np.isfinite(ll), ll, -np.inf)
+    # constraint rate_dead <= rate (a dead time reduces the hazard): beyond it the constrained
+    # maximum is on the boundary rate_dead = rate, i.e. Poisson
+    ll0 = n * np.log(n / cs[-1]) - n
+    bad = r1 > r2
+    ll = np.where(bad, ll0, ll)
+    r1 = np.where(bad, n / cs[-1], r1)
+    r2 = np.where(bad, n / cs[-1], r2)
     return ll, r1, r2
 
 

@@ -350,9 +350,14 @@ def record_dead_time(dead: dict[str, Any], source_kind: str) -> list[dict[str, A
 
     out = []
     for r in dead["table"].itertuples():
+        name = f"heartbeat_d{r.device}_op{r.op}_dead_time"
+        if str(r.dead_time_verdict).startswith("no dead time"):
+            out.append(results.record(
+                name, 0.0, "ms", note=f"no dead time detected (LR p={r.p_dead_time:.3g}); "
+                f"source {source_kind}", verdict=str(r.dead_time_verdict)))
+            continue
         out.append(results.record(
-            f"heartbeat_d{r.device}_op{r.op}_dead_time", float(r.dead_time_ms), "ms",
-            (float(r.dead_time_lo_ms), float(r.dead_time_hi_ms)),
+            name, float(r.dead_time_ms), "ms", (float(r.dead_time_lo_ms), float(r.dead_time_hi_ms)),
             note=(f"two-level-hazard renewal fit: hazard {r.rate_dead_hz:.3g}/s before, "
                   f"{r.rate_hz:.3g}/s after; LR p={r.p_dead_time:.3g}, fit p={r.p_fit:.3g}; "
                   f"source {source_kind}"),
