@@ -818,3 +818,24 @@ def test_bursty_train_is_not_called_a_dead_time() -> None:
     fit = deadtime.fit_dead_time(x, n_boot=49, seed=1)
     assert fit.rate_dead_hz <= fit.rate_hz
     assert deadtime.dead_time_verdict(fit).startswith("no dead time")
+
+
+def test_dead_time_test_keeps_its_level_on_quantised_poisson() -> None:
+    # 10 ms stamps at 10/s, analysed as the battery tests them (dequantised): the dead-time LR
+    # test rejects about 5 % of Poisson trains (P(>= 6 of 30) = 0.016 at a true 5 %)
+    from asiclab.heartbeat import workflow
+
+    x = _quantised_poisson(10.0, 0.01, 1000, 30, seed=17)
+    n_dead = 0
+    for i, row in enumerate(x):
+        xd, res, deq = battery.prepare_intervals(row, seed=i)
+        assert deq and res == pytest.approx(0.01)
+        fit = deadtime.fit_dead_time(xd, n_boot=39, seed=i)
+        n_dead += not deadtime.dead_time_verdict(fit).startswith("no dead time")
+    assert n_dead <= 5
+    # the notebook's path dequantises the same way and finds no job ids in a bare train
+    rep = hb.analyze_times(np.cumsum(x[0]), surrogates=False)
+    dead = workflow.dead_time_analysis(xr.Dataset(), rep, [(0, -1)], alpha=0.05, n_boot=39,
+                                       seed=0)
+    assert dead["job_gaps"][(0, -1)].empty
+    assert dead["table"]["n_intervals"].iloc[0] == x.shape[1] - 1

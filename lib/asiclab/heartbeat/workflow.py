@@ -314,13 +314,19 @@ def dead_time_analysis(ds: xr.Dataset, report: HeartbeatReport, trains: list[tup
         ``hazard``, ``fits`` and ``job_gaps`` (dicts keyed by ``(device, op)``).
     """
     from asiclab.heartbeat._errors import InsufficientDataError
+    from asiclab.heartbeat.battery import prepare_intervals
 
     rows, hazards, fits, jobs = [], {}, {}, {}
     verdicts = report.verdicts()
+    resolution = ({(int(r.device), int(r.op)): float(r.resolution_s)
+                   for r in report.summary.itertuples()} if "resolution_s" in report.summary
+                  else {})
     for key in trains:
         x = report.intervals.get(key)
         if x is None:
             continue
+        # quantised timestamps: analyse the train as the battery tested it (dequantised)
+        x = prepare_intervals(x, resolution.get(key), seed=seed)[0]
         try:
             hz = deadtime.hazard_function(x)
             fit = deadtime.fit_dead_time(x, n_boot=n_boot, seed=seed)
