@@ -761,8 +761,13 @@ def test_s9_dead_time_explains_under_dispersion(realdata_dir) -> None:
     assert row["rate_dead_hi_hz"] < row["rate_lo_hz"]
     assert row["p_dead_time"] <= 0.01
     assert row["new_job_fraction"] > 0.8 and row["new_job_median_ms"] > row["same_job_median_ms"]
+    # a share of a new job essentially never arrives within ~20 ms of the previous share
+    assert row["new_job_present"] and 10.0 <= row["new_job_dead_time_ms"] <= 40.0
+    assert row["new_job_rate_dead_hi_hz"] < 2.0 < 9.0 < row["new_job_rate_lo_hz"]
     assert "dead time ≈" in row["dead_time_verdict"]
     assert "pipeline/protocol effect" in row["dead_time_verdict"]
+    hz = dead["hazard"][key]
+    assert np.allclose(hz["new_job_hazard_hz"] + hz["same_job_hazard_hz"], hz["hazard_hz"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -839,3 +844,22 @@ def test_dead_time_test_keeps_its_level_on_quantised_poisson() -> None:
                                        seed=0)
     assert dead["job_gaps"][(0, -1)].empty
     assert dead["table"]["n_intervals"].iloc[0] == x.shape[1] - 1
+
+
+def test_cause_specific_dead_time_recovers_a_simulated_job_switch() -> None:
+    # after each event: a new-job event is impossible for 20 ms, then at 11/s; same-job events
+    # come at 5/s during those 20 ms only (competing risks)
+    rng = np.random.default_rng(18)
+    n = 3000
+    new_t = 0.020 + rng.exponential(1 / 11.0, n)
+    same_t = rng.exponential(1 / 5.0, n)
+    same_t[same_t >= 0.020] = np.inf
+    x = np.minimum(new_t, same_t)
+    is_new = new_t < same_t
+    nf = deadtime.fit_cause_dead_time(x, is_new, n_boot=99, seed=2)
+    assert nf["present"]
+    assert nf["dead_time_lo_s"] <= 0.020 <= nf["dead_time_hi_s"] + 1e-3
+    assert nf["rate_lo_hz"] <= 11.0 <= nf["rate_hi_hz"]
+    assert nf["rate_dead_hz"] < 0.5
+    h = deadtime.hazard_function(x, [0.0, 0.02, 0.1], event=is_new)
+    assert h["hazard_hz"].iloc[0] < 0.5 and 9.0 < h["hazard_hz"].iloc[1] < 13.0

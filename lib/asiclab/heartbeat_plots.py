@@ -154,6 +154,11 @@ def plot_hazard(hazard: pd.DataFrame, fit: DeadTimeFit | None = None, *,
     ax.errorbar(mid_ms, hazard["hazard_hz"],
                 yerr=[hazard["hazard_hz"] - hazard["lo_hz"], hazard["hi_hz"] - hazard["hazard_hz"]],
                 fmt="o", ms=3, lw=0.8, label="data (95 % Garwood CI)")
+    if "new_job_hazard_hz" in hazard.columns:
+        ax.plot(mid_ms, hazard["new_job_hazard_hz"], "s-", ms=3, lw=0.8, color="C2",
+                label="next share of a new job (cause-specific)")
+        ax.plot(mid_ms, hazard["same_job_hazard_hz"], "^-", ms=3, lw=0.8, color="C1",
+                label="next share of the same job (cause-specific)")
     if fit is not None:
         t = np.linspace(0.0, edges_ms[-1], 400)
         ax.plot(t, fit.hazard_at(t * 1e-3), color="C3", lw=1.5,
@@ -165,7 +170,7 @@ def plot_hazard(hazard: pd.DataFrame, fit: DeadTimeFit | None = None, *,
     ax.set_xlabel("time since the last share [ms]")
     ax.set_ylabel("hazard (conditional rate) [1/s]")
     ax.set_ylim(bottom=0.0)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="lower right")
     ax.set_title("Hazard function of the share train")
     return fig
 

@@ -335,17 +335,29 @@ def dead_time_analysis(ds: xr.Dataset, report: HeartbeatReport, trains: list[tup
             continue
         ev = _train_job_ids(ds, *key)
         jg = deadtime.job_gap_table(*ev) if ev is not None else pd.DataFrame()
-        hazards[key], fits[key], jobs[key] = hz, fit, jg
         row: dict[str, Any] = {"device": key[0], "op": key[1], **fit.as_row()}
-        if len(jg):
+        nf = None
+        if len(jg) and ev is not None and ev[0].size == x.size + 1:
             new = jg[jg["gaps"] == "new job"].iloc[0]
             same = jg[jg["gaps"] == "same job"].iloc[0]
             row.update({"n_jobs": int(new["n_jobs"]), "new_job_fraction": float(new["fraction"]),
                         "new_job_median_ms": float(new["median_ms"]),
                         "same_job_median_ms": float(same["median_ms"]),
                         "p_job_gaps": float(new["p_mannwhitney"])})
+            is_new = ev[1][1:] != ev[1][:-1]
+            hz["new_job_hazard_hz"] = deadtime.hazard_function(
+                x, np.append(hz["t_lo_s"], hz["t_hi_s"].iloc[-1]), event=is_new)["hazard_hz"]
+            hz["same_job_hazard_hz"] = hz["hazard_hz"] - hz["new_job_hazard_hz"]
+            try:
+                nf = deadtime.fit_cause_dead_time(x, is_new, n_boot=n_boot, seed=seed)
+                row.update({f"new_job_{k[:-2]}_ms" if k.endswith("_s") else f"new_job_{k}":
+                            1e3 * v if k.endswith("_s") else v for k, v in nf.items()})
+            except InsufficientDataError:
+                pass
+        hazards[key], fits[key], jobs[key] = hz, fit, jg
         row["battery_verdict"] = verdicts.get(key, "")
-        row["dead_time_verdict"] = deadtime.dead_time_verdict(fit, jg, alpha=alpha)
+        row["dead_time_verdict"] = deadtime.dead_time_verdict(fit, jg, new_job_fit=nf,
+                                                              alpha=alpha)
         rows.append(row)
     return {"table": pd.DataFrame(rows), "hazard": hazards, "fits": fits, "job_gaps": jobs}
 
