@@ -605,3 +605,260 @@ def test_plots_return_labelled_figures(capture_report) -> None:
         plt.close(fig)
     with pytest.raises(hb.HeartbeatInputError):
         hp.plot_spectrum(rep, 0, 99)
+
+
+# --------------------------------------------------------------------------------------------
+# quantised timestamps (issue 7, items 9 and 10)
+
+
+def _quantised_poisson(rate: float, res: float, n: int, size: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng([seed, 10])
+    t = np.cumsum(hb.simulate_poisson_intervals(n, rate, size=size, rng=rng), axis=-1)
+    return np.diff(np.floor(t / res) * res, axis=-1)
+
+
+@pytest.mark.parametrize(("res", "expected"), [(1e-3, 1e-3), (1.0, 1.0), (0.1, 0.1),
+                                                (1e-7, 1e-7), (0.0, 0.0)])
+def test_timestamp_resolution_detected(res: float, expected: float) -> None:
+    rng = np.random.default_rng(5)
+    t = np.cumsum(rng.exponential(0.5, 500))
+    if res > 0:
+        t = np.round(np.floor(t / res) * res * 1e9) * 1e-9
+    x = np.diff(t)
+    assert hs.timestamp_resolution(x) == pytest.approx(expected, rel=1e-9, abs=0.0)
+
+
+def test_timestamp_resolution_of_float_epoch_milliseconds() -> None:
+    # epoch seconds as float64 with millisecond stamps: rounding noise ~1e-7 s, grid 1 ms
+    rng = np.random.default_rng(6)
+    t = 1.7e9 + np.floor(np.cumsum(rng.exponential(0.1, 2000)) * 1e3) / 1e3
+    assert hs.timestamp_resolution(np.diff(t)) == pytest.approx(1e-3)
+
+
+def test_dequantise_is_exact_poisson_and_keeps_events() -> None:
+    x = _quantised_poisson(1.0, 1.0, 1999, 3, seed=1)
+    rng = np.random.default_rng(0)
+    d = hs.dequantise_intervals(x, 1.0, rng)
+    assert d.shape == x.shape and np.all(d >= 0) and np.all(d[d > 0] % 1.0 != 0)
+    # every event moves by less than one cell: spans agree within one cell
+    assert np.all(np.abs(d.sum(axis=1) - x.sum(axis=1)) < 1.0)
+    assert hs.timestamp_resolution(d) == 0.0
+
+
+def test_one_second_stamps_give_no_false_spectral_verdict() -> None:
+    # before the fix: the 1 Hz comb of 1 s stamps folded into the 2.4 Hz band (29 % rejected)
+    x = _quantised_poisson(1.0, 1.0, 1999, 300, seed=2)
+    sp = hb.spectral_tests(x, resolution=1.0)
+    assert np.all(np.isnan(sp["spectral_target"][2]))
+    res = hb.run_battery(x)
+    col = res.names.index("spectral_max")
+    assert (res.pvalue[:, col] < 0.05).mean() <= 0.08
+    assert np.all(res.peak_hz < 0.5)
+    rep = hb.analyze_times(np.cumsum(x[0]), surrogates=False)
+    row = rep.summary.iloc[0]
+    assert row["dequantised"] and row["resolution_s"] == pytest.approx(1.0)
+    assert "2.4" not in row["verdict"] and np.isnan(row["target_peak_hz"])
+    assert rep.spectra["freq_hz"].max() < 0.5
+    assert any("aliases of the timestamp grid" in n for n in rep.notes)
+
+
+def test_tenth_second_stamps_keep_the_target_test_calibrated() -> None:
+    # 0.1 s stamps: 2.4 Hz is below the grid Nyquist (5 Hz) and stays testable, at its level
+    x = _quantised_poisson(2.0, 0.1, 1999, 300, seed=3)
+    res = hb.run_battery(x, only=("spectral_max", "spectral_target", "anderson_exp"))
+    fpr = (res.pvalue < 0.05).mean(axis=0)
+    for name in ("spectral_max", "spectral_target", "anderson_exp"):
+        assert fpr[res.names.index(name)] <= 0.08, (name, fpr)
+
+
+# --------------------------------------------------------------------------------------------
+# dead time: hazard, renewal fit, job gaps (issue 7, item 12)
+
+from asiclab.heartbeat import deadtime  # noqa: E402
+
+
+def test_hazard_function_known_answer() -> None:
+    x = np.array([0.5, 1.5, 2.5, 0.2] * 5)
+    h = deadtime.hazard_function(x, edges=[0.0, 1.0, 2.0, 3.0])
+    # bin [0, 1): 20 at risk, 10 events (0.5, 0.2), exposure 5*(0.5+0.2) + 10*1 = 13.5 s
+    assert list(h["at_risk"]) == [20, 10, 5]
+    assert list(h["events"]) == [10, 5, 5]
+    assert h["exposure_s"].to_numpy() == pytest.approx([13.5, 7.5, 2.5])
+    assert h["hazard_hz"].to_numpy() == pytest.approx([10 / 13.5, 5 / 7.5, 2.0])
+    assert np.all(h["lo_hz"] <= h["hazard_hz"]) and np.all(h["hazard_hz"] <= h["hi_hz"])
+    assert h["poisson_hz"].iloc[0] == pytest.approx(20 / x.sum())
+
+
+def test_hazard_of_poisson_is_flat_within_band() -> None:
+    x = np.random.default_rng(11).exponential(0.1, 5000)
+    h = deadtime.hazard_function(x)
+    inside = (h["hazard_hz"] >= h["poisson_lo_hz"]) & (h["hazard_hz"] <= h["poisson_hi_hz"])
+    assert inside.mean() >= 0.85
+    assert h["poisson_hz"].iloc[0] == pytest.approx(10.0, rel=0.05)
+
+
+def test_dead_time_fit_recovers_a_simulated_dead_time() -> None:
+    rng = np.random.default_rng(12)
+    x = deadtime.simulate_dead_time_intervals(3000, 0.040, 5.0, 12.5, rng)
+    fit = deadtime.fit_dead_time(x, n_boot=99, seed=1)
+    assert fit.dead_time_lo_s <= 0.040 <= fit.dead_time_hi_s
+    assert fit.rate_dead_lo_hz <= 5.0 <= fit.rate_dead_hi_hz
+    assert fit.rate_lo_hz <= 12.5 <= fit.rate_hi_hz
+    assert fit.p_dead_time <= 0.02
+    assert fit.p_fit >= 0.05
+    v = deadtime.dead_time_verdict(fit)
+    assert v.startswith("Poisson with dead time ≈ 4")  # ≈ 40 ms
+
+
+def test_dead_time_fit_finds_none_in_poisson() -> None:
+    x = np.random.default_rng(13).exponential(0.1, 3000)
+    fit = deadtime.fit_dead_time(x, n_boot=99, seed=1)
+    assert fit.p_dead_time > 0.05
+    assert deadtime.dead_time_verdict(fit).startswith("no dead time")
+
+
+def test_dead_time_fit_rejects_a_wrong_model() -> None:
+    # gamma CV 0.8 is under-dispersed but has no dead time: the model must not fit it
+    x = nulls.simulate_gamma_intervals(3000, 0.7, 10.0, rng=np.random.default_rng(14))
+    fit = deadtime.fit_dead_time(x, n_boot=99, seed=1)
+    assert fit.p_fit <= 0.05 or fit.residual_p_exponential <= 0.05
+    assert not deadtime.dead_time_verdict(fit).startswith("Poisson with")
+
+
+def test_job_gap_table() -> None:
+    rng = np.random.default_rng(15)
+    n = 400
+    new_job = rng.random(n) < 0.8
+    gaps = np.where(new_job, 0.03 + rng.exponential(0.08, n), rng.exponential(0.01, n))
+    t = np.concatenate([[0.0], np.cumsum(gaps)])
+    jobs = np.concatenate([[0], np.cumsum(new_job)]).astype(str)
+    tab = deadtime.job_gap_table(t, jobs)
+    assert list(tab["gaps"]) == ["same job", "new job"]
+    assert tab["n_gaps"].sum() == n and tab["n_jobs"].iloc[0] == int(new_job.sum()) + 1
+    assert tab.loc[1, "median_ms"] > tab.loc[0, "median_ms"]
+    assert tab["p_mannwhitney"].iloc[0] < 1e-6
+    assert deadtime.job_gap_table(t, np.full(t.size, "")).empty
+
+
+def test_s9_dead_time_explains_under_dispersion(realdata_dir) -> None:
+    from asiclab.capture.importers import import_s9_stratum_csv
+    from asiclab.heartbeat import workflow
+
+    ds = import_s9_stratum_csv(realdata_dir / "s9_stratum_shares.csv")
+    rep = hb.analyze_capture(ds, surrogates=False, progress=False)
+    (key,) = rep.intervals
+    x = rep.intervals[key]
+    assert rep.verdicts()[key].startswith("under-dispersed")
+    h = deadtime.hazard_function(x, edges=[0.0, 0.030, 0.050, 0.080])
+    assert 4.0 <= h["hazard_hz"].iloc[0] <= 8.0  # ~6/s for 30 ms after a share
+    assert 11.0 <= h["hazard_hz"].iloc[2] <= 14.5  # ~12.7/s after 50-80 ms
+    tail = x[x > 0.050] - 0.050
+    assert 0.95 <= tail.std(ddof=1) / tail.mean() <= 1.03  # remaining wait ~exponential
+    dead = workflow.dead_time_analysis(ds, rep, [key], alpha=0.05, n_boot=99, seed=0)
+    row = dead["table"].iloc[0]
+    assert 15.0 <= row["dead_time_ms"] <= 60.0
+    assert row["rate_dead_hi_hz"] < row["rate_lo_hz"]
+    assert row["p_dead_time"] <= 0.01
+    assert row["new_job_fraction"] > 0.8 and row["new_job_median_ms"] > row["same_job_median_ms"]
+    # a share of a new job essentially never arrives within ~20 ms of the previous share
+    assert row["new_job_present"] and 10.0 <= row["new_job_dead_time_ms"] <= 40.0
+    assert row["new_job_rate_dead_hi_hz"] < 2.0 < 9.0 < row["new_job_rate_lo_hz"]
+    assert "dead time ≈" in row["dead_time_verdict"]
+    assert "pipeline/protocol effect" in row["dead_time_verdict"]
+    hz = dead["hazard"][key]
+    assert np.allclose(hz["new_job_hazard_hz"] + hz["same_job_hazard_hz"], hz["hazard_hz"])
+
+
+# --------------------------------------------------------------------------------------------
+# simulator truth labels (issue 7, item 11)
+
+
+def _sim_report(voltage_mV: float, dwell_s: float):
+    from asiclab.devices.simulated import simulate_sweep
+
+    ds = simulate_sweep(1, [voltage_mV], 485.0, dwell_s=dwell_s, settle_s=120.0,
+                        telemetry_interval_s=600.0)
+    return ds, hb.analyze_capture(ds, surrogates=False, progress=False)
+
+
+def test_steady_state_truth_cv_at_plus_60_mV() -> None:
+    from asiclab.devices.simulated import SimulatedChip, steady_state_intervals
+
+    edge = SimulatedChip(1).steady_state_edge_voltage_mV(485.0)
+    x = steady_state_intervals(1, edge + 60.0, 485.0, n_events=400_000)
+    assert x.size == 399_999
+    cv = x.std(ddof=1) / x.mean()
+    assert 1.008 <= cv <= 1.025  # not exactly Poisson (1.016 +/- 0.001 on 1e6 events)
+    far = steady_state_intervals(1, edge + 100.0, 485.0, n_events=400_000)
+    assert abs(far.std(ddof=1) / far.mean() - 1.0) < 0.006
+
+
+def test_model_truth_labels_poisson_only_when_undetectable() -> None:
+    from asiclab.devices.simulated import SimulatedChip
+    from asiclab.heartbeat import workflow
+
+    edge = SimulatedChip(1).steady_state_edge_voltage_mV(485.0)
+    v = round(edge + 62.0, 1)
+    # a long train (~80,000 events) sees the Cox process's CV ~1.015: not "Poisson"
+    # (the old rule called everything beyond +60 mV "Poisson by construction")
+    ds, rep = _sim_report(v, 200_000.0)
+    truth = workflow.model_truth(ds, rep, n_records=40)
+    row = truth.iloc[0]
+    assert row["n_events"] > 60_000
+    assert 1.005 <= row["model_cv"] <= 1.03 and row["model_cv_se"] < 0.003
+    assert row["detect_power"] > 0.5
+    assert row["model_expects"] != "consistent with Poisson"
+    # a short train (~2,000 events) at +98 mV cannot tell: "Poisson" is the truth there
+    ds, rep = _sim_report(round(edge + 98.0, 1), 5_000.0)
+    row = workflow.model_truth(ds, rep, n_records=100).iloc[0]
+    assert row["detect_power"] <= workflow.POISSON_MAX_POWER
+    assert row["model_expects"] == "consistent with Poisson"
+    assert row["agrees"] == rep.verdicts()[(0, 0)].startswith("consistent")
+
+
+def test_bursty_train_is_not_called_a_dead_time() -> None:
+    # over-dispersed (hazard high just after an event): the constrained fit gives Poisson
+    x = nulls.simulate_gamma_intervals(2000, 1.5, 1.0, rng=np.random.default_rng(16))
+    fit = deadtime.fit_dead_time(x, n_boot=49, seed=1)
+    assert fit.rate_dead_hz <= fit.rate_hz
+    assert deadtime.dead_time_verdict(fit).startswith("no dead time")
+
+
+def test_dead_time_test_keeps_its_level_on_quantised_poisson() -> None:
+    # 10 ms stamps at 10/s, analysed as the battery tests them (dequantised): the dead-time LR
+    # test rejects about 5 % of Poisson trains (P(>= 6 of 30) = 0.016 at a true 5 %)
+    from asiclab.heartbeat import workflow
+
+    x = _quantised_poisson(10.0, 0.01, 1000, 30, seed=17)
+    n_dead = 0
+    for i, row in enumerate(x):
+        xd, res, deq = battery.prepare_intervals(row, seed=i)
+        assert deq and res == pytest.approx(0.01)
+        fit = deadtime.fit_dead_time(xd, n_boot=39, seed=i)
+        n_dead += not deadtime.dead_time_verdict(fit).startswith("no dead time")
+    assert n_dead <= 5
+    # the notebook's path dequantises the same way and finds no job ids in a bare train
+    rep = hb.analyze_times(np.cumsum(x[0]), surrogates=False)
+    dead = workflow.dead_time_analysis(xr.Dataset(), rep, [(0, -1)], alpha=0.05, n_boot=39,
+                                       seed=0)
+    assert dead["job_gaps"][(0, -1)].empty
+    assert dead["table"]["n_intervals"].iloc[0] == x.shape[1] - 1
+
+
+def test_cause_specific_dead_time_recovers_a_simulated_job_switch() -> None:
+    # after each event: a new-job event is impossible for 20 ms, then at 11/s; same-job events
+    # come at 5/s during those 20 ms only (competing risks)
+    rng = np.random.default_rng(18)
+    n = 3000
+    new_t = 0.020 + rng.exponential(1 / 11.0, n)
+    same_t = rng.exponential(1 / 5.0, n)
+    same_t[same_t >= 0.020] = np.inf
+    x = np.minimum(new_t, same_t)
+    is_new = new_t < same_t
+    nf = deadtime.fit_cause_dead_time(x, is_new, n_boot=99, seed=2)
+    assert nf["present"]
+    assert nf["dead_time_lo_s"] <= 0.020 <= nf["dead_time_hi_s"] + 1e-3
+    assert nf["rate_lo_hz"] <= 11.0 <= nf["rate_hi_hz"]
+    assert nf["rate_dead_hz"] < 0.5
+    h = deadtime.hazard_function(x, [0.0, 0.02, 0.1], event=is_new)
+    assert h["hazard_hz"].iloc[0] < 0.5 and 9.0 < h["hazard_hz"].iloc[1] < 13.0

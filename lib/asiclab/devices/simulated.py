@@ -145,6 +145,7 @@ __all__ = [
     "SimulatedChip",
     "SimulatorError",
     "simulate_sweep",
+    "steady_state_intervals",
 ]
 
 #: Version of the physical model (bumped whenever the equations or draw order change).
@@ -439,6 +440,9 @@ class SimulatedChip:
         Virtual start time [ns since the Unix epoch].
     ticket_difficulty : float, optional
         Ticket difficulty [1]; default ``params.ticket_difficulty``.
+    nonce_stream : int
+        Key of the nonce stream, seeded ``[seed, nonce_stream]`` (default 1, as documented);
+        another key gives the same chip with independent randomness (used for model truth).
 
     Raises
     ------
@@ -447,7 +451,8 @@ class SimulatedChip:
     """
 
     def __init__(self, seed: int, params: ChipModelParams | None = None, *,
-                 t0_ns: int = _DEFAULT_T0_NS, ticket_difficulty: float | None = None) -> None:
+                 t0_ns: int = _DEFAULT_T0_NS, ticket_difficulty: float | None = None,
+                 nonce_stream: int = 1) -> None:
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise SimulatorError(f"seed must be a non-negative integer, got {seed!r}")
         if params is None:
@@ -479,7 +484,11 @@ class SimulatedChip:
         self._droop_depth = np.array([params.chip_droop_depth_mV]
                                      + [params.domain_droop_depth_mV] * n_dom)
         # --- stochastic streams
-        self._rng = np.random.default_rng([self._seed, 1])
+        if isinstance(nonce_stream, bool) or not isinstance(nonce_stream, (int, np.integer)) \
+                or nonce_stream < 1 or nonce_stream == 2:
+            raise SimulatorError(f"nonce_stream must be an integer >= 1 other than 2 (the "
+                                 f"telemetry stream), got {nonce_stream!r}")
+        self._rng = np.random.default_rng([self._seed, int(nonce_stream)])
         self._rng_tel = np.random.default_rng([self._seed, 2])
         # --- state
         self._elapsed_ns = 0
@@ -1140,3 +1149,70 @@ def simulate_sweep(
     }
     return dataset.build_capture(events=events, telemetry=telemetry, ops=op_cols,
                                  devices=devices, attrs=attrs)
+
+
+def steady_state_intervals(
+    seed: int,
+    voltage_mV: float,
+    frequency_MHz: float,
+    *,
+    n_events: int = 1_000_000,
+    params: ChipModelParams | None = None,
+    ticket_difficulty: float | None = None,
+    nonce_stream: int = 1_000,
+    max_duration_factor: float = 50.0,
+) -> np.ndarray:
+    """Inter-arrival times of the valid shares of a chip held long at one operating point.
+
+    Model truth for the statistics: the chip of ``seed`` is started at its steady-state
+    temperature at ``(voltage_mV, frequency_MHz)`` and run until ``n_events`` valid nonces (or
+    ``max_duration_factor`` times the time they would take with every core working, for a
+    collapsed chip), with a nonce stream independent of any capture's (``nonce_stream``).
+    The expected CV, dispersion and the battery's power at a capture's train length follow
+    from these intervals (:func:`asiclab.heartbeat.workflow.model_truth`). Simulated, never a
+    measurement.
+
+    Parameters
+    ----------
+    seed : int
+        Chip seed.
+    voltage_mV, frequency_MHz : float
+        Operating point [mV], [MHz].
+    n_events : int
+        Valid nonces wanted.
+    params : ChipModelParams, optional
+        Model constants (default: BM1366 defaults).
+    ticket_difficulty : float, optional
+        Ticket difficulty [1].
+    nonce_stream : int
+        Key of the independent nonce stream.
+    max_duration_factor : float
+        Cap on virtual time, in units of ``n_events / max_nonce_rate``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Intervals [s] between consecutive valid nonces (fewer than ``n_events - 1`` when the
+        chip is collapsed at this operating point).
+    """
+    if n_events < 2:
+        raise SimulatorError("n_events must be >= 2")
+    p = ChipModelParams() if params is None else params
+    probe = SimulatedChip(seed, p, ticket_difficulty=ticket_difficulty)
+    t_ss = probe.steady_state_temperature_C(voltage_mV, frequency_MHz)
+    chip = SimulatedChip(seed, dataclasses.replace(p, initial_temperature_C=t_ss),
+                         ticket_difficulty=ticket_difficulty, nonce_stream=nonce_stream)
+    chip.set_operating_point(voltage_mV, frequency_MHz)
+    lam = chip.max_nonce_rate_hz
+    budget = max_duration_factor * n_events / lam
+    parts: list[np.ndarray] = []
+    have, spent = 0, 0.0
+    while have < n_events and spent < budget:
+        dt = min(1.05 * (n_events - have) / lam + 10.0, budget - spent)
+        ev = chip.advance(dt)
+        spent += dt
+        t = ev.t_ns[ev.valid]
+        parts.append(t)
+        have += t.size
+    t = np.concatenate(parts)[:n_events] if parts else np.zeros(0, np.int64)
+    return np.diff(t).astype(np.float64) * 1e-9

@@ -12,7 +12,8 @@ Layout
 ------
 :mod:`~asiclab.heartbeat.stats`
     Pure statistics on numpy arrays: rate and CV with CIs, exponentiality (Lilliefors, Anderson-
-    Darling), conditional uniformity, autocorrelation and Ljung-Box, DFA, Fano and Allan factors.
+    Darling), conditional uniformity, autocorrelation and Ljung-Box, DFA, Fano and Allan factors,
+    timestamp resolution and dequantisation of quantised trains.
 :mod:`~asiclab.heartbeat.spectral`
     Point-process and count-series periodograms, max-over-frequencies peak tests, telemetry.
 :mod:`~asiclab.heartbeat.nulls`
@@ -21,12 +22,15 @@ Layout
     The ten-test battery, Holm/BH correction and verdicts.
 :mod:`~asiclab.heartbeat.surrogates`
     Shuffle / block-shuffle surrogates ("not exponential" vs "not independent").
+:mod:`~asiclab.heartbeat.deadtime`
+    Why a train is under-dispersed: hazard function with its Poisson band, dead-time renewal
+    fit with CIs and goodness of fit, same-job against new-job gaps.
 :mod:`~asiclab.heartbeat.paper`
     The papers' windowed CV and histogram entropy, reproduced, against Poisson.
 :mod:`~asiclab.heartbeat.power`
     Smallest detectable CV / modulation depth and events needed.
 :mod:`~asiclab.heartbeat.report`
-    Dataset wrappers: :func:`open_captures`, :func:`op_event_times`, :func:`analyze_capture`.
+    Heartbeat report over a capture: :func:`analyze_capture` (selection is in :mod:`asiclab.dataset`).
 
 Figures are in :mod:`asiclab.heartbeat.plots`.
 """

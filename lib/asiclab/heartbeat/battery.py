@@ -23,6 +23,16 @@ spectral_max       periodicity           greater      max of M Exp(1), band 0.1-
 spectral_target    periodicity           greater      max of M Exp(1), 2.4 +/- 0.05 Hz
 =================  ====================  ===========  =========================================
 
+Quantised timestamps: the resolution of a train's timestamps (a logger writing milliseconds,
+seconds...) is detected (:func:`asiclab.heartbeat.stats.timestamp_resolution`). When it matters
+(ties, or a grid step of at least 1e-5 mean intervals), the battery runs on the train with every
+event redrawn uniformly inside its grid cell (:func:`asiclab.heartbeat.stats.dequantise_intervals`,
+seeded): under the Poisson null that train is exactly Poisson, so every test keeps its level at
+any resolution (the calibration test checks 1 ms stamps at 10/s and 1 s stamps at 1/s). The
+spectral tests never search at or above the grid's Nyquist frequency ``1 / (2 d)``: frequencies
+there are aliases of lower ones through the timestamp grid (with 1 s stamps, "2.4 Hz" is 0.4 Hz
+or the 1 Hz comb), so a band beyond it is not tested (NaN) and never named in a verdict.
+
 Multiple testing: Holm's step-down procedure (controls the family-wise error rate under any
 dependence between the tests) via :func:`statsmodels.stats.multitest.multipletests`; the
 Benjamini-Hochberg false-discovery-rate procedure (``"fdr_bh"``) is available as an option.
@@ -56,7 +66,10 @@ __all__ = [
     "TestSpec",
     "adjust_pvalues",
     "adjust_rows",
+    "grid_nyquist_hz",
+    "prepare_intervals",
     "run_battery",
+    "spectral_bands",
     "spectral_tests",
     "verdict",
 ]
@@ -168,6 +181,10 @@ class BatteryResult:
         Parameters used.
     dfa : DFAResult or None
         Full DFA result (scales, fluctuation function) when the DFA test ran.
+    resolution_s : float
+        Detected (or given) timestamp resolution [s]; 0 for continuous times.
+    dequantised : bool
+        Whether the tests ran on dequantised intervals (:func:`prepare_intervals`).
     """
 
     n_intervals: int
@@ -178,6 +195,8 @@ class BatteryResult:
     target_peak_hz: FloatArray
     config: BatteryConfig = field(default_factory=BatteryConfig)
     dfa: hs.DFAResult | None = None
+    resolution_s: float = 0.0
+    dequantised: bool = False
 
     names: tuple[str, ...] = _NAMES
 
@@ -316,11 +335,61 @@ def adjust_rows(pvalues: ArrayLike, method: str = "holm") -> FloatArray:
     return out[0] if one else out
 
 
+#: Root seed of the dequantisation of quantised trains (combined with the ``seed`` argument).
+DEQUANTISE_SEED: int = 20_261_204
+
+#: Smallest timestamp resolution, relative to the mean interval, that is dequantised.
+DEQUANTISE_MIN_RELATIVE: float = 1e-5
+
+
+def prepare_intervals(
+    intervals: ArrayLike, resolution: float | None = None, *, seed: int = 0
+) -> tuple[FloatArray, float, bool]:
+    """Intervals as the battery tests them: dequantised when the timestamps are quantised.
+
+    Parameters
+    ----------
+    intervals : array_like
+        Inter-arrival times [s], shape ``(n,)`` or ``(R, n)``.
+    resolution : float, optional
+        Timestamp resolution [s]; ``None`` detects it
+        (:func:`asiclab.heartbeat.stats.timestamp_resolution`), ``0`` declares continuous times.
+    seed : int
+        Seed of the uniform redraws (with :data:`DEQUANTISE_SEED`): results are reproducible.
+
+    Returns
+    -------
+    intervals : numpy.ndarray
+        Intervals to test [s] (a float64 copy or view when nothing is done), same shape.
+    resolution_s : float
+        Resolution used [s] (0: continuous).
+    dequantised : bool
+        True when the events were redrawn inside their grid cells: done when there are ties
+        (zero intervals) or the grid step is at least :data:`DEQUANTISE_MIN_RELATIVE` mean
+        intervals.
+    """
+    a = np.asarray(intervals, dtype=np.float64)
+    if a.ndim not in (1, 2) or a.shape[-1] < 1:
+        raise HeartbeatInputError("intervals must be a non-empty 1-D or 2-D array")
+    if not np.all(np.isfinite(a)) or np.any(a < 0):
+        raise HeartbeatInputError("intervals must be finite and >= 0")
+    res = hs.timestamp_resolution(a) if resolution is None else float(resolution)
+    if not res >= 0:
+        raise HeartbeatInputError("resolution must be >= 0 [s]")
+    mean = float(a.mean()) if a.size else 0.0
+    if res > 0 and (np.any(a == 0) or res >= DEQUANTISE_MIN_RELATIVE * mean):
+        rng = np.random.default_rng([DEQUANTISE_SEED, int(seed)])
+        return hs.dequantise_intervals(a, res, rng), res, True
+    return a, res, False
+
+
 def run_battery(
     intervals: ArrayLike,
     config: BatteryConfig | None = None,
     *,
     only: Collection[str] | None = None,
+    resolution: float | None = None,
+    seed: int = 0,
 ) -> BatteryResult:
     """Run every battery test on one record or a stack of equally long records.
 
@@ -332,6 +401,10 @@ def run_battery(
         Parameters (default :class:`BatteryConfig`).
     only : collection of str, optional
         Run only these tests (the others are NaN); used by the surrogate comparison.
+    resolution : float, optional
+        Timestamp resolution [s]; default: detected. See :func:`prepare_intervals`.
+    seed : int
+        Seed of the dequantisation of quantised trains.
 
     Returns
     -------
@@ -348,6 +421,7 @@ def run_battery(
         raise HeartbeatInputError("need at least 3 intervals")
     if not np.all(np.isfinite(a)) or np.any(a < 0):
         raise HeartbeatInputError("intervals must be finite and >= 0")
+    a, grid, deq = prepare_intervals(a, resolution, seed=seed)
     nt = len(TESTS)
     st = np.full((r, nt), np.nan)
     ef = np.full((r, nt), np.nan)
@@ -408,7 +482,7 @@ def run_battery(
         ef[:, col["allan"]] = af - 1.0
         pv[:, col["allan"]] = p
     if ok("spectral_max") or ok("spectral_target"):
-        sp = spectral_tests(a, cfg)
+        sp = spectral_tests(a, cfg, resolution=grid)
         for name in ("spectral_max", "spectral_target"):
             st[:, col[name]] = sp[name][0]
             ef[:, col[name]] = sp[name][1]
@@ -417,21 +491,59 @@ def run_battery(
         tpeak[:] = sp["spectral_target"][3]
     return BatteryResult(
         n_intervals=n, statistic=st, effect=ef, pvalue=pv, peak_hz=peak, target_peak_hz=tpeak,
-        config=cfg, dfa=dfa_res,
+        config=cfg, dfa=dfa_res, resolution_s=grid, dequantised=deq,
     )
 
 
+def grid_nyquist_hz(resolution_s: float) -> float:
+    """Nyquist frequency ``1 / (2 d)`` of a timestamp grid of step ``d`` [Hz] (inf if d = 0)."""
+    return 0.5 / resolution_s if resolution_s > 0 else float("inf")
+
+
+def spectral_bands(
+    config: BatteryConfig | None = None, resolution_s: float = 0.0
+) -> dict[str, tuple[float, float] | None]:
+    """Bands searched by the two spectral tests, cut below the timestamp grid's Nyquist frequency.
+
+    Parameters
+    ----------
+    config : BatteryConfig, optional
+        Parameters.
+    resolution_s : float
+        Timestamp resolution [s] (0: continuous times).
+
+    Returns
+    -------
+    dict
+        ``{"spectral_max": (lo, hi) or None, "spectral_target": (lo, hi) or None}`` [Hz];
+        ``None`` when the band lies at or above the grid Nyquist frequency (every frequency
+        there is an alias of a lower one through the timestamp grid: not tested).
+    """
+    cfg = BatteryConfig() if config is None else config
+    f_n = grid_nyquist_hz(resolution_s)
+    lo, hi = cfg.band_hz
+    out: dict[str, tuple[float, float] | None] = {
+        "spectral_max": (lo, min(hi, f_n * (1 - 1e-9))) if lo < f_n else None}
+    t_lo, t_hi = cfg.target_hz - cfg.target_halfwidth_hz, cfg.target_hz + cfg.target_halfwidth_hz
+    out["spectral_target"] = (t_lo, t_hi) if t_hi < f_n else None
+    return out
+
+
 def spectral_tests(
-    intervals: ArrayLike, config: BatteryConfig | None = None
+    intervals: ArrayLike, config: BatteryConfig | None = None, *, resolution: float = 0.0
 ) -> dict[str, tuple[FloatArray, FloatArray, FloatArray, FloatArray]]:
     """The two spectral tests of the battery on their own (batched).
 
     Parameters
     ----------
     intervals : array_like
-        Inter-arrival times [s], shape ``(n,)`` or ``(R, n)``.
+        Inter-arrival times [s], shape ``(n,)`` or ``(R, n)`` (dequantised already, see
+        :func:`prepare_intervals`).
     config : BatteryConfig, optional
         Parameters.
+    resolution : float
+        Timestamp resolution [s]: bands are cut by :func:`spectral_bands`; a test whose band
+        is beyond the grid Nyquist frequency gets NaN.
 
     Returns
     -------
@@ -440,11 +552,16 @@ def spectral_tests(
         arrays of shape ``(R,)``; ``I`` in units of the Poisson level, depth [1], ``f`` [Hz].
     """
     cfg = BatteryConfig() if config is None else config
-    f_hi = max(cfg.band_hz[1], cfg.target_hz + cfg.target_halfwidth_hz)
+    bands = spectral_bands(cfg, resolution)
+    r = np.atleast_2d(np.asarray(intervals)).shape[0]
+    nan = np.full(r, np.nan)
+    out = {name: (nan, nan, nan, nan) for name in bands}
+    live = {name: b for name, b in bands.items() if b is not None}
+    if not live:
+        return out
+    f_hi = max(b[1] for b in live.values())
     pg = spectral.count_periodogram(intervals, f_hi, oversample=cfg.oversample)
-    out = {}
-    band_t = (cfg.target_hz - cfg.target_halfwidth_hz, cfg.target_hz + cfg.target_halfwidth_hz)
-    for name, band in (("spectral_max", cfg.band_hz), ("spectral_target", band_t)):
+    for name, band in live.items():
         i_max, f_pk, p, _ = spectral.spectral_peak_test(pg, band)
         out[name] = (i_max, spectral.modulation_depth_estimate(i_max, pg.n_events), p, f_pk)
     return out

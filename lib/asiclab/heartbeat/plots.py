@@ -19,6 +19,7 @@ from scipy import stats
 from asiclab import plotting
 from asiclab.heartbeat import power as hp
 from asiclab.heartbeat._errors import HeartbeatInputError
+from asiclab.heartbeat.deadtime import DeadTimeFit
 from asiclab.heartbeat.paper import PAPER_WINDOW, windowed_cv
 from asiclab.heartbeat.report import HeartbeatReport
 from asiclab.heartbeat.spectral import telemetry_spectrum
@@ -29,6 +30,7 @@ __all__ = [
     "plot_counting_curves",
     "plot_cv_vs_voltage",
     "plot_dfa",
+    "plot_hazard",
     "plot_paper_windowed_cv",
     "plot_power_curves",
     "plot_qq_exponential",
@@ -120,6 +122,56 @@ def plot_counting_curves(report: HeartbeatReport, device: int, op: int) -> Figur
         ax.set_ylabel(f"{label} [1]")
         ax.legend(fontsize=8)
     fig.suptitle(f"Counting statistics, device {device}, op {op}")
+    return fig
+
+
+def plot_hazard(hazard: pd.DataFrame, fit: DeadTimeFit | None = None, *,
+                job_gaps: pd.DataFrame | None = None) -> Figure:
+    """Hazard (conditional rate against time since the last share) with its Poisson band.
+
+    Parameters
+    ----------
+    hazard : pandas.DataFrame
+        From :func:`asiclab.heartbeat.deadtime.hazard_function`.
+    fit : DeadTimeFit, optional
+        Fitted dead-time renewal model, drawn as a step.
+    job_gaps : pandas.DataFrame, optional
+        From :func:`asiclab.heartbeat.deadtime.job_gap_table`: printed in the legend.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if not len(hazard):
+        raise HeartbeatInputError("empty hazard table")
+    fig, ax = plotting.new_figure(layout="constrained", figsize=(7.0, 4.0))
+    mid_ms = 500.0 * (hazard["t_lo_s"] + hazard["t_hi_s"])
+    edges_ms = np.append(1e3 * hazard["t_lo_s"].to_numpy(), 1e3 * hazard["t_hi_s"].iloc[-1])
+    ax.stairs(hazard["poisson_hi_hz"], edges_ms, baseline=hazard["poisson_lo_hz"], fill=True,
+              color="0.85", label="Poisson 95 % band (pointwise, same exposure)")
+    ax.axhline(float(hazard["poisson_hz"].iloc[0]), color="k", lw=0.8, ls="--",
+               label="Poisson: the train's mean rate")
+    ax.errorbar(mid_ms, hazard["hazard_hz"],
+                yerr=[hazard["hazard_hz"] - hazard["lo_hz"], hazard["hi_hz"] - hazard["hazard_hz"]],
+                fmt="o", ms=3, lw=0.8, label="data (95 % Garwood CI)")
+    if "new_job_hazard_hz" in hazard.columns:
+        ax.plot(mid_ms, hazard["new_job_hazard_hz"], "s-", ms=3, lw=0.8, color="C2",
+                label="next share of a new job (cause-specific)")
+        ax.plot(mid_ms, hazard["same_job_hazard_hz"], "^-", ms=3, lw=0.8, color="C1",
+                label="next share of the same job (cause-specific)")
+    if fit is not None:
+        t = np.linspace(0.0, edges_ms[-1], 400)
+        ax.plot(t, fit.hazard_at(t * 1e-3), color="C3", lw=1.5,
+                label=f"dead-time fit: d = {1e3 * fit.dead_time_s:.0f} ms "
+                      f"(fit p = {fit.p_fit:.2g})")
+    if job_gaps is not None and len(job_gaps):
+        for r in job_gaps.itertuples():
+            ax.plot([], [], " ", label=f"{r.gaps}: {r.n_gaps} gaps, median {r.median_ms:.0f} ms")
+    ax.set_xlabel("time since the last share [ms]")
+    ax.set_ylabel("hazard (conditional rate) [1/s]")
+    ax.set_ylim(bottom=0.0)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title("Hazard function of the share train")
     return fig
 
 

@@ -37,7 +37,10 @@ from asiclab.heartbeat.battery import (
     TESTS,
     BatteryConfig,
     adjust_pvalues,
+    grid_nyquist_hz,
+    prepare_intervals,
     run_battery,
+    spectral_bands,
     verdict,
 )
 from asiclab.heartbeat.paper import paper_metrics_table
@@ -262,6 +265,8 @@ def analyze_intervals(
         row[k] = nan
     row["cv_ci_method"] = ""
     row["n_ties"] = int(np.sum(x == 0))
+    row["resolution_s"] = float(hs.timestamp_resolution(x)) if x.size else 0.0
+    row["dequantised"] = False
     if x.size >= 1 and row["span_s"] > 0:
         row["rate_hz"], row["rate_lo"], row["rate_hi"] = hs.rate_confidence_interval(
             x.size, row["span_s"], conf
@@ -273,7 +278,10 @@ def analyze_intervals(
     if n_ev < min_events:
         return out
 
-    res = run_battery(x, cfg)
+    res = run_battery(x, cfg, resolution=row["resolution_s"], seed=seed)
+    row["dequantised"] = bool(res.dequantised)
+    # the train as the battery tested it (events redrawn inside their timestamp cells)
+    xt = prepare_intervals(x, row["resolution_s"], seed=seed)[0]
     tests = []
     for j, spec in enumerate(TESTS):
         tests.append({**lab, "test": spec.name, "family": spec.family,
@@ -316,14 +324,16 @@ def analyze_intervals(
 
     # counting curves
     try:
-        cur = hs.counting_curves(x)
+        cur = hs.counting_curves(xt)
         out["curves"] = pd.DataFrame({**lab, **cur})[_CURVE_COLS]
     except InsufficientDataError:
         pass
 
-    # spectrum of the count series for display
+    # spectrum of the count series for display, below the timestamp grid's Nyquist frequency
     f_hi = max(cfg.band_hz[1], cfg.target_hz + cfg.target_halfwidth_hz)
-    pg = spectral.count_periodogram(x, f_hi, oversample=cfg.oversample)
+    f_hi = min(f_hi, grid_nyquist_hz(row["resolution_s"]) * (1 - 1e-9))
+    band_max = spectral_bands(cfg, row["resolution_s"])["spectral_max"]
+    pg = spectral.count_periodogram(xt, f_hi, oversample=cfg.oversample)
     f = pg.freqs(0)
     ff, pp, na = _decimate_spectrum(f, pg.power[0], max_spectrum_points)
     a = (1 - conf) / 2
@@ -331,7 +341,8 @@ def analyze_intervals(
         **lab, "freq_hz": ff, "power": pp, "n_avg": na,
         "lo": spectral.gamma_band(na, a), "hi": spectral.gamma_band(na, 1 - a),
     })
-    m_band = int(np.sum((f >= cfg.band_hz[0]) & (f <= cfg.band_hz[1])))
+    m_band = (int(np.sum((f >= band_max[0]) & (f <= band_max[1]))) if band_max is not None
+              else 0)
     if m_band:
         row["spectral_threshold"] = float(-np.log(-np.expm1(np.log1p(-(1 - conf)) / m_band)))
 
@@ -414,6 +425,17 @@ def _finish(
     if len(summary):
         summary["n_rejected"] = n_rej
         summary["verdict"] = verdicts
+    notes = list(notes)
+    for p in parts:
+        r = p["row"]
+        if r.get("dequantised"):
+            d = float(r["resolution_s"])
+            notes.append(
+                f"device {r['device']}, op {r['op']}: timestamps quantised to {d:.6g} s "
+                f"({r['n_ties']} ties); the battery ran on the train with each event redrawn "
+                "uniformly inside its timestamp cell (exact under the Poisson null); frequencies "
+                f"at or above {grid_nyquist_hz(d):.6g} Hz are aliases of the timestamp grid and "
+                "were not tested.")
     return HeartbeatReport(
         summary=summary, tests=tests, curves=cat("curves"), spectra=cat("spectra"),
         dfa=cat("dfa"), paper=cat("paper"), surrogates=cat("surrogates"), telemetry=telemetry,

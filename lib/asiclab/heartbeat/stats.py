@@ -36,6 +36,9 @@ mean unknown. *J. Am. Stat. Assoc.* 64, 387. doi:10.1080/01621459.1969.10500983.
 
 Stephens, M. A. (1974). EDF statistics for goodness of fit and some comparisons.
 *J. Am. Stat. Assoc.* 69, 730. doi:10.1080/01621459.1974.10480196.
+
+Lehmann, E. L. & Romano, J. P. (2005). *Testing Statistical Hypotheses*, 3rd ed. Springer.
+doi:10.1007/0-387-27605-X (randomised tests for discrete data; used for quantised timestamps).
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ __all__ = [
     "counting_curves",
     "cv_asymptotic_se",
     "cv_confidence_interval",
+    "dequantise_intervals",
     "dfa",
     "dfa_scales",
     "fano_factor",
@@ -77,6 +81,7 @@ __all__ = [
     "lilliefors_exponential",
     "ljung_box",
     "rate_confidence_interval",
+    "timestamp_resolution",
     "weighted_chi2_sf",
     "window_counts",
 ]
@@ -126,6 +131,92 @@ def intervals_from_times(times: ArrayLike) -> FloatArray:
     if t.ndim != 1:
         raise HeartbeatInputError("times must be 1-D")
     return np.diff(t).astype(np.float64)
+
+
+_GRID_CANDIDATES_S = tuple(m * 10.0**e for e in range(1, -7, -1) for m in (5.0, 2.0, 1.0)
+                           if m * 10.0**e <= 10.0)
+
+
+def timestamp_resolution(
+    intervals: ArrayLike, *, min_intervals: int = 10, rel_tol: float = 1e-3
+) -> float:
+    """Resolution of the timestamps of a train: the grid every interval is a multiple of.
+
+    Timestamp resolution is a property of the train (a logger writing milliseconds, a clock
+    ticking in seconds). The positive intervals are rounded to whole nanoseconds and their
+    greatest common divisor is the exact grid; when that is finer than 1 us (e.g. float seconds
+    carrying rounding noise), the coarsest 1-2-5 decade grid from 10 s down to 1 us that every
+    positive interval matches within ``rel_tol`` of the grid step is taken instead, and failing
+    that the nanosecond GCD itself (e.g. 100 ns for a logger writing 0.1 us). A train of
+    continuous float times has no grid: the result is then 0.
+
+    Parameters
+    ----------
+    intervals : array_like
+        Inter-arrival times [s], any shape (all records are assumed to share one clock).
+    min_intervals : int
+        Fewest positive intervals needed to declare a grid (fewer: 0 is returned).
+    rel_tol : float
+        Tolerance of the decade-grid match, relative to the grid step [1].
+
+    Returns
+    -------
+    float
+        Resolution [s]; 0 when no grid is found.
+    """
+    x = np.asarray(intervals, dtype=np.float64).ravel()
+    pos = x[np.isfinite(x) & (x > 0)]
+    if pos.size < min_intervals:
+        return 0.0
+    ns = np.rint(pos * 1e9)
+    g = int(np.gcd.reduce(ns.astype(np.int64))) if ns.max() < 2.0**62 else 1
+    if g >= 1000:  # an exact grid of at least 1 us
+        return g * 1e-9
+    for d in _GRID_CANDIDATES_S:
+        r = pos / d
+        if np.max(np.abs(r - np.rint(r))) <= rel_tol:
+            return d
+    return g * 1e-9 if g > 1 else 0.0
+
+
+def dequantise_intervals(
+    intervals: ArrayLike, resolution_s: float, rng: np.random.Generator
+) -> FloatArray:
+    """Intervals of a quantised train with each event redrawn uniformly inside its grid cell.
+
+    For a homogeneous Poisson process, the counts in the cells ``[k d, (k + 1) d)`` of a grid of
+    step ``d`` are independent Poisson variables and, given the counts, the events are iid
+    uniform within their cells. A train whose times were floored (or rounded: a constant shift)
+    to the grid therefore becomes, after each event is moved to an independent uniform position
+    inside its cell and the train is re-sorted, *exactly* a homogeneous Poisson process under
+    the null, at every resolution and rate. Every battery test applied to the result keeps its
+    level: a randomised test in the sense of Lehmann & Romano (2005, doi:10.1007/0-387-27605-X).
+    Ties (zero intervals) disappear. Nothing is gained above the grid's Nyquist frequency
+    ``1 / (2 d)``: the battery does not search there.
+
+    Parameters
+    ----------
+    intervals : array_like
+        Quantised inter-arrival times [s], shape ``(n,)`` or ``(R, n)``, multiples of ``d``.
+    resolution_s : float
+        Grid step ``d`` [s] (:func:`timestamp_resolution`).
+    rng : numpy.random.Generator
+        Generator of the uniform positions (seed it for reproducible p-values).
+
+    Returns
+    -------
+    numpy.ndarray
+        Dequantised intervals [s], same shape (same number of events).
+    """
+    a, one = _as_2d(intervals)
+    _check_intervals(a, min_n=1)
+    if not resolution_s > 0:
+        raise HeartbeatInputError("resolution_s must be > 0")
+    k = np.rint(np.cumsum(a, axis=1) / resolution_s)
+    cells = np.concatenate((np.zeros((a.shape[0], 1)), k), axis=1)
+    t = np.sort((cells + rng.random(cells.shape)) * resolution_s, axis=1)
+    out = np.diff(t, axis=1)
+    return out[0] if one else out
 
 
 def interior_times(intervals: ArrayLike) -> tuple[FloatArray, FloatArray]:
@@ -305,7 +396,9 @@ def anderson_exponential_statistic(
 
     ``A^2 = -n - (1/n) sum_i (2i - 1) [ln F(x_(i)) + ln(1 - F(x_(n+1-i)))]`` with
     ``F(x) = 1 - exp(-x / mean)``. Zero intervals (timestamp ties) are clipped to
-    ``1e-12 * mean`` so the statistic stays finite. Its null distribution does not depend on
+    ``1e-12 * mean`` so the statistic stays finite; its Monte Carlo null is for continuous
+    times, so quantised trains must be dequantised first (:func:`dequantise_intervals`, which
+    :func:`asiclab.heartbeat.run_battery` does). Its null distribution does not depend on
     the rate; p-values come from :mod:`asiclab.heartbeat.nulls` (Monte Carlo at the same n).
 
     Parameters
