@@ -227,7 +227,8 @@ def drive_simulated(u: Any, encoding: Encoding, *, step_s: float = 1.0, seed: in
     u = _check_u(u)
     if not (math.isfinite(step_s) and step_s > 0):
         raise NarmaInputError(f"step_s must be > 0, got {step_s!r}")
-    params = ChipModelParams()
+    # the AxeOS-like hashrate reading is not a feature: a window of one step keeps it cheap
+    params = ChipModelParams(hashrate_window_s=float(step_s))
     if initial_temperature_C is not None:
         params = dataclasses.replace(params, initial_temperature_C=float(initial_temperature_C))
     chip = SimulatedChip(int(seed), params, ticket_difficulty=encoding.nominal_difficulty)

@@ -107,9 +107,11 @@ def step_features(ds: xr.Dataset, *, n_core_groups: int = 4, n_cores: int = 112,
             cols[f"core_group_{g}"] = mat[:, g]
     if telemetry and ds.sizes.get("sample", 0):
         tt = np.asarray(ds["tel_t_host_ns"].values, np.int64)
-        kt = np.searchsorted(start, tt, side="right") - 1
-        ok = (kt >= 0) & (kt < n_op)
-        ok[ok] &= tt[ok] <= end[kt[ok]]
+        # a sample belongs to the step whose window (start, end] holds it: a reading taken at
+        # the end of a step describes that step, not the next one
+        kt = np.searchsorted(end, tt, side="left")
+        ok = kt < n_op
+        ok[ok] &= tt[ok] > start[kt[ok]]
         for name in TELEMETRY_FEATURES:
             vals = np.asarray(ds[name].values, float)
             good = ok & np.isfinite(vals)
