@@ -107,3 +107,18 @@ def test_serial_emulated_drive_through_the_live_layer(tmp_path):
     np.testing.assert_array_equal(ds["narma_u"].values, u)
     assert ds.attrs["stop_reason"] == "completed"
     assert features.step_features(ds, telemetry=False)["n_valid"].sum() > 0
+
+
+def test_serial_drive_restores_the_external_voltage_even_on_error(tmp_path):
+    calls = []
+
+    def setter(mV):
+        calls.append(mV)
+
+    enc = driver.Encoding("voltage", voltage_mV=(1150.0, 1250.0))
+    from asiclab import live
+
+    with pytest.raises(live.LiveError):  # no UART there: the live layer fails
+        driver.drive(np.full(4, 0.3), enc, source="serial", step_s=0.1, voltage_setter=setter,
+                     serial_port="/nonexistent/tty", journal_path=tmp_path / "x.journal")
+    assert calls and calls[-1] == 1200.0

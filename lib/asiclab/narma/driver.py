@@ -368,19 +368,27 @@ def drive_serial(u: Any, encoding: Encoding, *, step_s: float, serial_port: str 
     plan = live.SweepPlan(pts, **({"envelope": envelope} if envelope is not None else {}))
     if journal_path is None:
         journal_path = Path(tempfile.mkdtemp(prefix="narma-")) / "narma.journal"
-    ds = live.run_live_capture(
-        "serial", plan, journal_path=journal_path, serial_port=serial_port,
-        voltage_setter=voltage_setter, time_scale=time_scale, seed=seed, progress=progress,
-        title=f"NARMA-10 drive, {encoding.name} encoding, step {step_s:g} s ({source})",
-        parameters={"generator": "asiclab.narma.driver.drive_serial", "source": source,
-                    "encoding": encoding.to_dict(), "step_s": step_s},
-        **live_kw)
+    try:
+        ds = live.run_live_capture(
+            "serial", plan, journal_path=journal_path, serial_port=serial_port,
+            voltage_setter=voltage_setter, time_scale=time_scale, seed=seed, progress=progress,
+            title=f"NARMA-10 drive, {encoding.name} encoding, step {step_s:g} s ({source})",
+            parameters={"generator": "asiclab.narma.driver.drive_serial", "source": source,
+                        "encoding": encoding.to_dict(), "step_s": step_s},
+            **live_kw)
+    finally:
+        # the live layer's serial mode closes the UART but has no voltage to restore: put an
+        # external supply back to the nominal voltage on exit, on error and on Ctrl-C
+        if voltage_setter is not None:
+            voltage_setter(encoding.nominal_voltage_mV)
     if ds.sizes.get("op", 0) != u.size:
         raise EncodingError(f"the live capture has {ds.sizes.get('op', 0)} steps, expected "
                             f"{u.size} (interrupted?)")
     ds = _narma_vars(ds, u, settings)
     ds.attrs.update(narma_encoding=encoding.name, narma_step_s=float(step_s),
-                    narma_setting_unit=_SETTING_UNITS[encoding.name])
+                    narma_setting_unit=_SETTING_UNITS[encoding.name],
+                    narma_voltage_restored_mV=(encoding.nominal_voltage_mV
+                                               if voltage_setter is not None else "none"))
     return ds
 
 
