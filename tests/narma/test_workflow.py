@@ -18,7 +18,7 @@ BASE = dict(
     quad_max_lag=4, esn_sizes=[30], esn_spectral_radii=[0.9], esn_input_scalings=[0.2],
     mc_max_delay=5, n_null=3, n_boot=100, block=25, alpha=0.05,
     consistency_initial_temperature_C=40.0, step_sweep_s=[2.0], sweep_steps=400,
-    time_scale=20.0, serial_port="")
+    time_scale=20.0, serial_port="", n_seeds=2)
 
 
 @pytest.fixture
@@ -42,7 +42,13 @@ def test_run_records_the_claim_and_reanalyses_from_file(p, tmp_path):
             for e in p["encodings"]]
     sweep = workflow.step_sweep(p, workflow.physical(p["encodings"]))
     assert list(sweep["encoding"]) == ["frequency"]
-    entries = {e["name"]: e for e in workflow.record_results(runs, sweep)}
+    seeds = workflow.seed_repeats(p, ["frequency"])
+    summary = workflow.seed_summary(seeds)
+    dev = summary[summary["model"] == "device"].iloc[0]
+    assert dev["n_seeds"] == 2 and dev["ci_low"] < dev["mean"] < dev["ci_high"]
+    assert seeds["seed"].tolist() == [1, 2]
+    entries = {e["name"]: e for e in workflow.record_results(runs, sweep, seeds)}
+    assert "narma_nrmse_device_frequency_over_seeds" in entries
     main = entries["narma_nrmse_device"]
     assert main["claim"]["id"] == "narma10_nrmse_paper_claim"
     assert main["claim"]["paper_value"] == 0.8661

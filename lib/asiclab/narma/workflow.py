@@ -87,6 +87,8 @@ PARAMS: dict[str, Param] = {
                           "[] = none)", item=float, min=1e-3, max=3600.0),
     "sweep_steps": Param(int, "steps per point of the step-length sweep", min=300,
                          max=200_000),
+    "n_seeds": Param(int, "repeats over seeds (input, chip, resampling) for CIs over seeds, "
+                     "each of sweep_steps steps without ESN (0 = none)", min=0, max=100),
     "time_scale": Param(float, "emulator speed-up (source 'serial-emulated') [1]", min=1.0,
                         max=1000.0),
     "serial_port": Param(str, "UART device for source 'serial' ('' otherwise)"),
@@ -251,6 +253,47 @@ def step_sweep(p: dict[str, Any], names: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def seed_repeats(p: dict[str, Any], names: list[str]) -> pd.DataFrame:
+    """Every encoding re-run with ``n_seeds`` seeds (new input, chip and resampling each):
+    per-seed test NRMSE of the device, device + input and the input-only controls."""
+    rows = []
+    for name in names:
+        for i in range(p["n_seeds"]):
+            q = {**p, "seed": p["seed"] + 1 + i}
+            r = run_encoding(q, name, steps=p["sweep_steps"], esn=False,
+                             mc_and_consistency=False, progress=False)
+            m = r.report.models
+            rows.append({"encoding": name, "seed": q["seed"],
+                         **{k: m[k].test_nrmse for k in ("constant", "device",
+                                                         "device_shuffled", "input_linear",
+                                                         "input_quadratic",
+                                                         "device_plus_input")},
+                         "computes": r.report.verdict.computes})
+    return pd.DataFrame(rows)
+
+
+def seed_summary(repeats: pd.DataFrame) -> pd.DataFrame:
+    """Mean and 95 % t-interval over seeds of each model's test NRMSE, per encoding."""
+    from scipy import stats
+
+    if not len(repeats):
+        return pd.DataFrame()
+    models = [c for c in repeats.columns if c not in ("encoding", "seed", "computes")]
+    rows = []
+    for enc, g in repeats.groupby("encoding", sort=False):
+        for mname in models:
+            x = g[mname].to_numpy(float)
+            half = (stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size)
+                    if x.size > 1 else np.nan)
+            rows.append({"encoding": enc, "model": mname, "mean": x.mean(),
+                         "ci_low": x.mean() - half, "ci_high": x.mean() + half,
+                         "n_seeds": x.size})
+        rows.append({"encoding": enc, "model": "computes (fraction of seeds)",
+                     "mean": float(g["computes"].mean()), "ci_low": np.nan, "ci_high": np.nan,
+                     "n_seeds": len(g)})
+    return pd.DataFrame(rows)
+
+
 def physical(names: list[str]) -> list[str]:
     """The encodings that change a physical setting (not the payload)."""
     return [n for n in names if n != "payload"]
@@ -287,8 +330,8 @@ def _claim_run(runs: list[EncodingRun]) -> EncodingRun:
     return runs[0]
 
 
-def record_results(runs: list[EncodingRun], sweep: pd.DataFrame | None = None
-                   ) -> list[dict[str, Any]]:
+def record_results(runs: list[EncodingRun], sweep: pd.DataFrame | None = None,
+                   seeds: pd.DataFrame | None = None) -> list[dict[str, Any]]:
     """Record the notebook's results; the paper's encoding (payload, if run) carries the claim.
     """
     from asiclab import results
@@ -362,6 +405,14 @@ def record_results(runs: list[EncodingRun], sweep: pd.DataFrame | None = None
                  "different initial states (start temperature, input history), after the "
                  f"washout; mean over features {float(c.mean()) if len(c) else np.nan:.3f}",
             verdict="consistent response" if val > 0.5 else "weak or no consistent response"))
+    if seeds is not None and len(seeds):
+        for enc, g in seed_summary(seeds).groupby("encoding", sort=False):
+            row = g[g["model"] == "device"].iloc[0]
+            out.append(results.record(
+                f"narma_nrmse_device_{enc}_over_seeds", float(row["mean"]), "1",
+                [float(row["ci_low"]), float(row["ci_high"])],
+                note=f"mean and 95 % t-interval over {int(row['n_seeds'])} seeds "
+                     f"(new input, chip and resampling each)"))
     if sweep is not None and len(sweep):
         n_comp = int(sweep["computes"].sum())
         out.append(results.record(
