@@ -17,9 +17,10 @@ it once on the test block, with a moving-block bootstrap 95 % CI:
 ``esn_plus_device``      the best ESN's states plus the device features.
 
 **Verdict** (:class:`Verdict`): the device "computes" only if ``device_plus_input`` beats the
-best input-only control (``input_linear`` or ``input_quadratic``, whichever is better on
-validation) on the test block, by a one-sided paired block bootstrap of the squared residuals at
-level ``alpha``. Otherwise the verdict says which level the device matched.
+best input-only control (``input_linear`` or ``input_quadratic``, whichever is better on the
+test block: conservative, the device must beat both) on the test block, by a one-sided
+paired block bootstrap of the squared residuals at level ``alpha``. Otherwise the verdict says
+which level the device matched.
 
 Also: linear memory capacity (Jaeger 2002, GMD Report 152) with a shuffled-feature null, and the
 consistency (echo-state) correlation of two drives of one input from different initial states
@@ -308,7 +309,9 @@ def evaluate(series: NarmaSeries, features: Any, split: Split, *,
 
 def _verdict(models: dict[str, ModelResult], d: np.ndarray, *, alpha: float, block: int,
              n_boot: int, seed: int) -> Verdict:
-    best_in = min(INPUT_ONLY, key=lambda k: models[k].val_nrmse)
+    # conservative: the device must beat every input-only control, so the one compared
+    # against is the best on the test block itself
+    best_in = min(INPUT_ONLY, key=lambda k: models[k].test_nrmse)
     def test(a: str, b: str) -> dict[str, float]:
         return ro.paired_block_bootstrap(d, models[a].prediction, models[b].prediction,
                                          block=block, n_boot=n_boot, seed=seed)

@@ -242,7 +242,9 @@ def drive_simulated(u: Any, encoding: Encoding, *, step_s: float = 1.0, seed: in
 
     for x in (_check_u(prehistory) if prehistory is not None else ()):
         apply(encoding.setting(x))
-        chip.advance_ns(step_ns)
+        # read telemetry as in the recorded steps, so the sensor-noise stream moves on too and
+        # the recorded part shares no noise realisation with a drive without this history
+        chip.advance_with_telemetry_ns(step_ns, np.array([chip.now_ns + step_ns], np.int64))
     t0 = chip.now_ns
     settings = [encoding.setting(x) for x in u]
     ev_parts, ev_ops, tel_parts = [], [], []
