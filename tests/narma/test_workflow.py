@@ -18,6 +18,7 @@ BASE = dict(
     quad_max_lag=4, esn_sizes=[30], esn_spectral_radii=[0.9], esn_input_scalings=[0.2],
     mc_max_delay=5, n_null=3, n_boot=100, block=25, alpha=0.05,
     consistency_initial_temperature_C=40.0, step_sweep_s=[2.0], sweep_steps=400,
+    sweep_encodings=["frequency"],
     time_scale=20.0, serial_port="", n_seeds=2)
 
 
@@ -40,7 +41,7 @@ def test_params_are_checked():
 def test_run_records_the_claim_and_reanalyses_from_file(p, tmp_path):
     runs = [workflow.run_encoding(p, e, out_dir=tmp_path / "caps", progress=False)
             for e in p["encodings"]]
-    sweep = workflow.step_sweep(p, workflow.physical(p["encodings"]))
+    sweep = workflow.step_sweep(p, p["sweep_encodings"])
     assert list(sweep["encoding"]) == ["frequency"]
     seeds = workflow.seed_repeats(p, ["frequency"])
     summary = workflow.seed_summary(seeds)
@@ -75,3 +76,16 @@ def test_run_records_the_claim_and_reanalyses_from_file(p, tmp_path):
 def test_axeos_source_is_refused_with_a_clear_message(p):
     with pytest.raises(EncodingError, match="restart"):
         workflow.run_encoding({**p, "source": "axeos"}, "frequency", progress=False)
+
+
+def test_live_drive_with_a_history_keeps_only_the_recorded_steps(p):
+    q = {**p, "source": "serial-emulated"}
+    u = np.array([0.1, 0.4, 0.2, 0.3])
+    hist = np.array([0.5, 0.0])
+    ds = workflow._drive(q, u, workflow.encoding_of(q, "frequency"), step_s=0.2,
+                         prehistory=hist, initial_temperature_C=40.0)
+    assert ds.attrs["source_kind"] == "emulated" and ds.sizes["op"] == 4
+    np.testing.assert_array_equal(ds["narma_u"].values, u)
+    assert ds["op_index"].values.max() <= 3
+    with pytest.raises(EncodingError, match="payload"):
+        workflow._drive(q, u, workflow.encoding_of(q, "payload"), step_s=0.2)

@@ -85,6 +85,10 @@ PARAMS: dict[str, Param] = {
                                                max=100.0),
     "step_sweep_s": Param(list, "step lengths [s] of the physical-encoding sweep (Section 6; "
                           "[] = none)", item=float, min=1e-3, max=3600.0),
+    "sweep_encodings": Param(list, "physical encodings of the step-length sweep",
+                             item=str, check=lambda v: None if set(v) <= set(driver.ENCODINGS)
+                             - {"payload"} else "a list drawn from difficulty, frequency, "
+                             "voltage"),
     "sweep_steps": Param(int, "steps per point of the step-length sweep", min=300,
                          max=200_000),
     "n_seeds": Param(int, "repeats over seeds (input, chip, resampling) for CIs over seeds, "
