@@ -251,7 +251,8 @@ def drive_simulated(u: Any, encoding: Encoding, *, step_s: float = 1.0, seed: in
     starts = np.empty(u.size, np.int64)
     ends = np.empty(u.size, np.int64)
     next_tel = chip.now_ns + tel_ns
-    for k, s in enumerate(tqdm(settings, disable=not progress, desc="steps", unit="step")):
+    for k, s in enumerate(tqdm(settings, disable=not progress, desc="steps", unit="step",
+                                    mininterval=1.0)):
         apply(s)
         starts[k] = chip.now_ns
         end = chip.now_ns + step_ns
