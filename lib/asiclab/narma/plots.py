@@ -51,7 +51,7 @@ def plot_nrmse_bars(report: NarmaReport, title: str = "") -> Figure:
     fig, ax = new_figure(figsize=(8, 4))
     x = np.arange(len(t))
     err = np.vstack([t["test_nrmse"] - t["ci_low"], t["ci_high"] - t["test_nrmse"]])
-    colours = ["C3" if k.startswith("device") or k.endswith("device") else "C0"
+    colours = ["tab:red" if k.startswith("device") or k.endswith("device") else "tab:blue"
                for k in t.index]
     ax.bar(x, t["test_nrmse"], yerr=np.clip(err, 0, None), color=colours, capsize=3)
     ax.axhline(1.0, color="grey", ls="--", lw=1, label="constant predictor (1.0)")
@@ -64,6 +64,7 @@ def plot_nrmse_bars(report: NarmaReport, title: str = "") -> Figure:
     ax.legend(fontsize=8, loc="upper right")
     if title:
         ax.set_title(title)
+    fig.subplots_adjust(bottom=0.34)  # room for the rotated names and the source label
     return fig
 
 
