@@ -89,3 +89,24 @@ def test_live_drive_with_a_history_keeps_only_the_recorded_steps(p):
     assert ds["op_index"].values.max() <= 3
     with pytest.raises(EncodingError, match="payload"):
         workflow._drive(q, u, workflow.encoding_of(q, "payload"), step_s=0.2)
+
+
+def test_every_figure_is_labelled_and_saved(p):
+    from asiclab import plotting
+    from asiclab.narma import plots
+
+    r = workflow.run_encoding({**p, "steps": 500}, "frequency", progress=False)
+    sweep = workflow.step_sweep({**p, "sweep_steps": 300}, ["frequency"])
+    figs = {
+        "traces": plots.plot_traces(r.series),
+        "bars": plots.plot_nrmse_bars(r.report, title="frequency"),
+        "pred": plots.plot_predictions(r.report, ("device", "input_linear")),
+        "esn": plots.plot_esn_curve(r.report.esn_curve, {"device": 0.7}),
+        "mc": plots.plot_memory_capacity({"device": r.mc, "esn": r.mc_esn}),
+        "cons": plots.plot_consistency(*r.consistency_features, washout=p["washout"]),
+        "sweep": plots.plot_step_sweep(sweep),
+    }
+    for name, fig in figs.items():
+        plotting.label_source(fig, r.source_kind)
+        written = plotting.savefig(fig, f"test_narma_{name}", copy_to_figures=False)
+        assert all(w.stat().st_size > 0 for w in written)
