@@ -658,6 +658,17 @@ class SimulatedChip:
         self._V, self._f = v, f
         self._update_op_cache()
 
+    def set_ticket_difficulty(self, difficulty: float) -> None:
+        """Set the ticket difficulty D [1]; takes effect immediately (nonce rate ~ 1/D).
+
+        Raises
+        ------
+        SimulatorError
+            Difficulty not in (0, 1e30].
+        """
+        self._D = _check_number("ticket_difficulty", difficulty, 0.0, 1e30, lo_open=True)
+        self._update_op_cache()
+
     def _update_op_cache(self) -> None:
         p = self._p
         self._P = self.power_at(self._V, self._f)

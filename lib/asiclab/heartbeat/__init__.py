@@ -30,7 +30,8 @@ Layout
 :mod:`~asiclab.heartbeat.power`
     Smallest detectable CV / modulation depth and events needed.
 :mod:`~asiclab.heartbeat.report`
-    Heartbeat report over a capture: :func:`analyze_capture` (selection is in :mod:`asiclab.dataset`).
+    Heartbeat report over a capture: :func:`analyze_capture` (selection is in
+    :mod:`asiclab.dataset`).
 
 Figures are in :mod:`asiclab.heartbeat.plots`.
 """

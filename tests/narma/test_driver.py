@@ -1,0 +1,124 @@
+"""Step driver: encodings, refusals, capture contents, features from the capture only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from asiclab import dataset
+from asiclab.narma import driver, features, task
+from asiclab.narma._errors import EncodingError
+
+
+def test_encodings_map_u_onto_one_setting():
+    f = driver.Encoding("frequency", frequency_MHz=(400.0, 500.0))
+    assert f.setting(0.0).frequency_MHz == 400.0 and f.setting(0.5).frequency_MHz == 500.0
+    assert f.setting(0.25).voltage_mV == f.nominal_voltage_mV
+    v = driver.Encoding("voltage", voltage_mV=(1100.0, 1250.0)).setting(0.5)
+    assert v.voltage_mV == 1250.0 and v.frequency_MHz == 485.0
+    d = driver.Encoding("difficulty", difficulty=(4.0, 0.5))
+    assert d.setting(0.0).difficulty == pytest.approx(4.0)
+    assert d.setting(0.5).difficulty == pytest.approx(0.5)
+    p = driver.Encoding("payload").setting(0.25)
+    assert p.payload == driver.payload_extranonce2(0.25) == "80000000"
+    assert (p.voltage_mV, p.frequency_MHz) == (1200.0, 485.0)
+    with pytest.raises(EncodingError, match="unknown encoding"):
+        driver.Encoding("temperature")
+
+
+@pytest.mark.parametrize("encoding", ["payload", "difficulty", "frequency", "voltage"])
+def test_axeos_sources_refuse_every_encoding(encoding):
+    with pytest.raises(EncodingError, match="Refused"):
+        driver.drive(np.full(10, 0.2), encoding, source="axeos")
+    with pytest.raises(EncodingError, match="cannot apply"):
+        driver.drive(np.full(10, 0.2), encoding, source="emulated")
+
+
+def test_serial_refuses_payload_and_voltage_without_setter():
+    with pytest.raises(EncodingError, match="job content"):
+        driver.drive(np.full(10, 0.2), "payload", source="serial-emulated")
+    with pytest.raises(EncodingError, match="voltage"):
+        driver.drive(np.full(10, 0.2), "voltage", source="serial", serial_port="/dev/null")
+
+
+def test_unsafe_plan_is_refused_before_anything_runs():
+    from asiclab.capture import live
+
+    enc = driver.Encoding("frequency", frequency_MHz=(400.0, 900.0))
+    with pytest.raises(live.UnsafePlanError):
+        driver.drive(np.full(5, 0.5), enc, source="serial-emulated", step_s=0.1)
+
+
+def test_simulated_drive_is_a_capture_with_the_input(tmp_path):
+    s = task.generate(60, seed=1)
+    ds = driver.drive(s.u, "frequency", step_s=0.5, seed=3)
+    dataset.validate_capture(ds)
+    assert ds.attrs["source_kind"] == "simulated" and ds.attrs["narma_encoding"] == "frequency"
+    assert ds.sizes["op"] == 60
+    np.testing.assert_array_equal(ds["narma_u"].values, s.u)
+    np.testing.assert_allclose(ds["op_frequency_set"].values,
+                               [driver.Encoding("frequency").setting(x).frequency_MHz
+                                for x in s.u])
+    # tens of events per step at the default ticket difficulty
+    F = features.step_features(ds)
+    assert 20 < F["n_valid"].mean() < 200
+    # saved and reopened: same features (the analysis re-runs from the file)
+    path = dataset.save_capture(ds, tmp_path / "narma.nc")
+    back = dataset.open_capture(path)
+    np.testing.assert_array_equal(back["narma_u"].values, s.u)
+    np.testing.assert_allclose(features.step_features(back).to_numpy(), F.to_numpy())
+
+
+def test_simulated_drive_is_deterministic_and_payload_blind():
+    u = task.generate(80, seed=2).u
+    a = features.step_features(driver.drive(u, "payload", seed=4))
+    b = features.step_features(driver.drive(u[::-1].copy(), "payload", seed=4))
+    # the simulated chip never sees the payload: another input, the same events
+    np.testing.assert_array_equal(a.to_numpy(), b.to_numpy())
+    c = features.step_features(driver.drive(u, "frequency", seed=4))
+    assert not np.array_equal(a.to_numpy(), c.to_numpy())
+
+
+def test_features_use_only_events_inside_each_step():
+    u = task.generate(40, seed=0).u
+    ds = driver.drive(u, "difficulty", step_s=1.0, seed=0)
+    F = features.step_features(ds, telemetry=False)
+    start, end = ds.op_t_start_ns.values, ds.op_t_end_ns.values
+    t, valid = ds.t_host_ns.values, ds.valid.values
+    for k in (0, 7, 39):
+        sel = (t >= start[k]) & (t < end[k])
+        assert F.loc[k, "n_valid"] == (sel & valid).sum()
+        assert F.loc[k, "first_latency"] == pytest.approx((t[sel & valid][0] - start[k]) * 1e-9)
+    # moving events of later steps does not change an earlier step's features
+    ds2 = ds.copy(deep=True)
+    late = t >= start[20]
+    ds2["t_host_ns"].values[late] = ds2["t_host_ns"].values[late] + 1
+    F2 = features.step_features(ds2, telemetry=False)
+    np.testing.assert_array_equal(F.iloc[:19].to_numpy(), F2.iloc[:19].to_numpy())
+    assert F.filter(like="core_group").shape[1] == 4
+
+
+def test_serial_emulated_drive_through_the_live_layer(tmp_path):
+    u = task.generate(30, seed=0).u[:6]
+    ds = driver.drive(u, "frequency", source="serial-emulated", step_s=0.25, time_scale=20.0,
+                      job_interval_s=0.2, journal_path=tmp_path / "n.journal")
+    dataset.validate_capture(ds)
+    assert ds.attrs["source_kind"] == "emulated" and ds.sizes["op"] == 6
+    np.testing.assert_array_equal(ds["narma_u"].values, u)
+    assert ds.attrs["stop_reason"] == "completed"
+    assert features.step_features(ds, telemetry=False)["n_valid"].sum() > 0
+
+
+def test_serial_drive_restores_the_external_voltage_even_on_error(tmp_path):
+    calls = []
+
+    def setter(mV):
+        calls.append(mV)
+
+    enc = driver.Encoding("voltage", voltage_mV=(1150.0, 1250.0))
+    from asiclab.capture import live
+
+    with pytest.raises(live.LiveError):  # no UART there: the live layer fails
+        driver.drive(np.full(4, 0.3), enc, source="serial", step_s=0.1, voltage_setter=setter,
+                     serial_port="/nonexistent/tty", journal_path=tmp_path / "x.journal")
+    assert calls and calls[-1] == 1200.0
