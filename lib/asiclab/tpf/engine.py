@@ -486,9 +486,9 @@ def final_hash(job: Job, nonces: object) -> np.ndarray:
         ``(n, 8)`` uint32; the digest bytes are the big-endian bytes of ``H0..H7``.
     """
     n = _nonces(nonces)
-    out = np.empty((n.size, 8), dtype=np.uint64)
+    out = np.empty((n.size, 8), dtype=np.uint32)
     _hash_kernel(job.midstate, job.st3, job.tail, n, out)
-    return out.astype(np.uint32)
+    return out
 
 
 def digests(words: np.ndarray) -> list[bytes]:
@@ -573,13 +573,12 @@ def states_after(job: Job, nonces: object, rounds: object, *, with_hash: bool = 
     for i, r in enumerate(rs):
         slot[r] = i
     last = N_ROUNDS if with_hash else max(rs)
-    out = np.empty((n.size, len(rs), 8), dtype=np.uint64)
-    final = np.zeros((n.size if last == N_ROUNDS else 0, 8), dtype=np.uint64)
+    out = np.empty((n.size, len(rs), 8), dtype=np.uint32)
+    final = np.zeros((n.size if last == N_ROUNDS else 0, 8), dtype=np.uint32)
     _states_kernel(job.midstate, job.pre, job.tail, n, slot, last, out, final)
-    states = out.astype(np.uint32)
     if with_hash:
-        return states, final.astype(np.uint32)
-    return states
+        return out, final
+    return out
 
 
 @dataclass(frozen=True)
