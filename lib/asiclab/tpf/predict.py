@@ -106,7 +106,7 @@ def round_data(n_jobs: int, n_nonces: int, p: float, seed: int = 0) -> RoundData
 
 
 def bits_of(states: np.ndarray) -> np.ndarray:
-    """The 256 bits of 8-word states: ``(n, 8)`` uint32 -> ``(n, 256)`` uint8, MSB of ``a`` first."""
+    """The 256 bits of 8-word states: ``(n, 8)`` uint32 -> ``(n, 256)`` uint8, MSB of a first."""
     s = np.ascontiguousarray(states, dtype=np.uint32)
     return np.unpackbits(s.astype(">u4").view(np.uint8).reshape(s.shape[0], -1), axis=1)
 
