@@ -167,44 +167,90 @@ def _hash2_words(w, d):  # pragma: no cover - compiled
     w[15] = np.uint64(256)
 
 
+_LANES = 64
+"""Nonces hashed side by side by :func:`_hash_kernel` (the inner lane loops vectorise: SIMD)."""
+
+_K32 = K.astype(np.uint32)
+_IV32 = IV.astype(np.uint32)
+
+
+@nb.njit(cache=True, inline="always")
+def _rotr32(x, n):  # pragma: no cover - compiled
+    return (x >> np.uint32(n)) | (x << np.uint32(32 - n))
+
+
 @nb.njit(cache=True, parallel=True)
 def _hash_kernel(mid, st3, tail, nonces, out):  # pragma: no cover - compiled
-    """Final SHA256d words of every nonce (midstate + 3 precomputed rounds)."""
-    n = nonces.shape[0]
-    chunk = 4096
-    n_chunks = (n + chunk - 1) // chunk
+    """Final SHA256d words of every nonce (midstate + 3 precomputed rounds), on uint32 lanes.
+
+    ``nonces.size`` must be a multiple of :data:`_LANES`. Each block of lanes is hashed with
+    the round loop outside and the lane loop inside, which LLVM turns into SIMD code.
+    """
+    n_blocks = nonces.shape[0] // _LANES
+    per_chunk = 64
+    n_chunks = (n_blocks + per_chunk - 1) // per_chunk
     for ci in nb.prange(n_chunks):
-        w = np.empty(64, dtype=np.uint64)
-        d = np.empty(8, dtype=np.uint64)
-        for i in range(ci * chunk, min(n, (ci + 1) * chunk)):
-            _block2_words(w, tail, nonces[i])
-            _expand(w, 16, 64)
-            a, b, c, dd = st3[0], st3[1], st3[2], st3[3]
-            e, f, g, h = st3[4], st3[5], st3[6], st3[7]
-            for t in range(3, 64):
-                a, b, c, dd, e, f, g, h = _round(a, b, c, dd, e, f, g, h, (K[t] + w[t]) & _M)
-            d[0] = (mid[0] + a) & _M
-            d[1] = (mid[1] + b) & _M
-            d[2] = (mid[2] + c) & _M
-            d[3] = (mid[3] + dd) & _M
-            d[4] = (mid[4] + e) & _M
-            d[5] = (mid[5] + f) & _M
-            d[6] = (mid[6] + g) & _M
-            d[7] = (mid[7] + h) & _M
-            _hash2_words(w, d)
-            _expand(w, 16, 64)
-            a, b, c, dd = IV[0], IV[1], IV[2], IV[3]
-            e, f, g, h = IV[4], IV[5], IV[6], IV[7]
-            for t in range(64):
-                a, b, c, dd, e, f, g, h = _round(a, b, c, dd, e, f, g, h, (K[t] + w[t]) & _M)
-            out[i, 0] = (IV[0] + a) & _M
-            out[i, 1] = (IV[1] + b) & _M
-            out[i, 2] = (IV[2] + c) & _M
-            out[i, 3] = (IV[3] + dd) & _M
-            out[i, 4] = (IV[4] + e) & _M
-            out[i, 5] = (IV[5] + f) & _M
-            out[i, 6] = (IV[6] + g) & _M
-            out[i, 7] = (IV[7] + h) & _M
+        w = np.empty((64, _LANES), dtype=np.uint32)
+        s = np.empty((8, _LANES), dtype=np.uint32)
+        for blk in range(ci * per_chunk, min(n_blocks, (ci + 1) * per_chunk)):
+            base = blk * _LANES
+            for lane in range(_LANES):
+                x = nonces[base + lane]
+                w[0, lane] = tail[0]
+                w[1, lane] = tail[1]
+                w[2, lane] = tail[2]
+                w[3, lane] = (((x & np.uint32(0xFF)) << np.uint32(24))
+                              | ((x & np.uint32(0xFF00)) << np.uint32(8))
+                              | ((x >> np.uint32(8)) & np.uint32(0xFF00)) | (x >> np.uint32(24)))
+                w[4, lane] = np.uint32(0x80000000)
+                for t in range(5, 15):
+                    w[t, lane] = np.uint32(0)
+                w[15, lane] = np.uint32(640)
+            for stage in range(2):
+                for t in range(16, 64):
+                    for lane in range(_LANES):
+                        x = w[t - 15, lane]
+                        y = w[t - 2, lane]
+                        w[t, lane] = (w[t - 16, lane]
+                                      + (_rotr32(x, 7) ^ _rotr32(x, 18) ^ (x >> np.uint32(3)))
+                                      + w[t - 7, lane]
+                                      + (_rotr32(y, 17) ^ _rotr32(y, 19) ^ (y >> np.uint32(10))))
+                for j in range(8):
+                    for lane in range(_LANES):
+                        s[j, lane] = st3[j] if stage == 0 else _IV32[j]
+                for t in range(3 if stage == 0 else 0, 64):
+                    k = _K32[t]
+                    for lane in range(_LANES):
+                        a = s[0, lane]
+                        b = s[1, lane]
+                        c = s[2, lane]
+                        e = s[4, lane]
+                        f = s[5, lane]
+                        g = s[6, lane]
+                        t1 = (s[7, lane] + (_rotr32(e, 6) ^ _rotr32(e, 11) ^ _rotr32(e, 25))
+                              + ((e & f) ^ (~e & g)) + k + w[t, lane])
+                        t2 = ((_rotr32(a, 2) ^ _rotr32(a, 13) ^ _rotr32(a, 22))
+                              + ((a & b) ^ (a & c) ^ (b & c)))
+                        s[7, lane] = g
+                        s[6, lane] = f
+                        s[5, lane] = e
+                        s[4, lane] = s[3, lane] + t1
+                        s[3, lane] = c
+                        s[2, lane] = b
+                        s[1, lane] = a
+                        s[0, lane] = t1 + t2
+                if stage == 0:  # feed-forward: the first digest is the second hash's message
+                    for j in range(8):
+                        for lane in range(_LANES):
+                            w[j, lane] = s[j, lane] + mid[j]
+                    for lane in range(_LANES):
+                        w[8, lane] = np.uint32(0x80000000)
+                        for t in range(9, 15):
+                            w[t, lane] = np.uint32(0)
+                        w[15, lane] = np.uint32(256)
+            for j in range(8):
+                for lane in range(_LANES):
+                    out[base + lane, j] = s[j, lane] + _IV32[j]
 
 
 @nb.njit(cache=True, parallel=True)
@@ -486,9 +532,12 @@ def final_hash(job: Job, nonces: object) -> np.ndarray:
         ``(n, 8)`` uint32; the digest bytes are the big-endian bytes of ``H0..H7``.
     """
     n = _nonces(nonces)
-    out = np.empty((n.size, 8), dtype=np.uint32)
-    _hash_kernel(job.midstate, job.st3, job.tail, n, out)
-    return out
+    pad = (-n.size) % _LANES
+    padded = np.concatenate([n, np.zeros(pad, dtype=np.uint32)]) if pad else n
+    out = np.empty((padded.size, 8), dtype=np.uint32)
+    _hash_kernel(job.midstate.astype(np.uint32), job.st3.astype(np.uint32),
+                 job.tail.astype(np.uint32), padded, out)
+    return out[: n.size] if pad else out
 
 
 def digests(words: np.ndarray) -> list[bytes]:

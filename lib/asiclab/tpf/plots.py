@@ -61,22 +61,24 @@ def plot_frontier(front: pd.DataFrame, paper_saving: float) -> Any:
         sub = sub[np.isfinite(sub["energy_ratio"])]
         if not len(sub):
             continue
-        for name, g in sub.groupby("policy", sort=False):
+        for i, (name, g) in enumerate(sub.groupby("policy", sort=False)):
             g = g.sort_values("recall")
-            ax.plot(g["recall"], g["energy_ratio"], fmt, color=colour, ms=5, label=str(name))
+            marker = fmt if key != "legitimate" else "DXv^"[i % 4]
+            ax.plot(g["recall"], g["energy_ratio"], marker, color=colour, ms=5, label=str(name))
             if key == "classifier":
                 ax.fill_between(g["recall"], g["energy_ratio_lo"], g["energy_ratio_hi"],
                                 color=colour, alpha=0.2)
     ax.set_yscale("log")
     ax.axhline(1.0, color="k", lw=0.6)
     ax.annotate(f"paper: abort all at 5 of 64\n'{paper_saving:.2%} saving', 0 shares kept\n"
-                "-> energy per share = infinity", xy=(0.0, ax.get_ylim()[1]), xytext=(0.02, 0.6),
+                "-> energy per share = infinity", xy=(0.0, ax.get_ylim()[1]), xytext=(0.03, 0.08),
                 textcoords="axes fraction", fontsize=8, color="C4",
                 arrowprops={"arrowstyle": "->", "color": "C4"})
     ax.set_xlabel("fraction of valid shares kept (recall) [1]")
     ax.set_ylabel("energy per valid share / no abort [1]")
     ax.set_xlim(-0.03, 1.03)
     ax.legend(fontsize=7, loc="lower right")
+    fig.subplots_adjust(bottom=0.15)
     return fig
 
 
