@@ -66,3 +66,18 @@ def test_real_headers_are_all_shares(realdata_dir: Path) -> None:
     assert {k: len(v) for k, v in heads.items()} == {"S9 (BM1387)": 2588, "LV06 (BM1366)": 32}
     check = W.engine_check({**p, "n_check": 1000})
     assert (check["n"] == check["n_equal"]).all() and len(check) == 3
+
+
+def test_capture_without_telemetry_falls_back_to_nominal(tmp_path: Path) -> None:
+    from asiclab import capture, dataset
+    from asiclab.devices.simulated import simulate_sweep
+
+    ds = simulate_sweep(1, [1200.0], dwell_s=60.0, telemetry_interval_s=100.0)  # 1 sample
+    run = tmp_path / "run"
+    run.mkdir()
+    dataset.save_capture(ds, capture.capture_path(run))
+    p = validate({**BASE, "capture_path": "", "run_dir": str(run)}, W.PARAMS)
+    eff = W.device_efficiency(p)
+    assert eff["source_kind"] == "nominal" and "no usable telemetry" in eff["description"]
+    with pytest.raises(W.TPFInputError):
+        W.device_efficiency({**p, "capture_path": str(capture.capture_path(run))})

@@ -191,6 +191,8 @@ def efficiency_from_telemetry(ds: xr.Dataset, *, skip_s: float = 60.0, block: in
             raise EnergyError(f"capture has no telemetry variable {v!r}")
     h = np.asarray(ds["hashrate"].values, dtype=float)
     w = np.asarray(ds["power"].values, dtype=float)
+    if h.size < 2:
+        raise EnergyError(f"capture has {h.size} telemetry samples: no hashrate/power to use")
     t = np.asarray(ds["tel_t_mono_ns"].values, dtype=float) * 1e-9 if "tel_t_mono_ns" in ds \
         else np.arange(h.size, dtype=float) * 1e9
     ok = np.isfinite(h) & np.isfinite(w) & (w > 0) & (h > 0) & (t - np.nanmin(t) >= skip_s)

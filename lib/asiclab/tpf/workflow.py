@@ -174,17 +174,25 @@ def device_efficiency(p: dict[str, Any]) -> dict[str, Any]:
         path = Path(text).expanduser()
         if not path.is_file():
             raise TPFInputError(f"capture_path {text!r} does not exist")
+    fallback = ""
     if path is not None:
         ds = dataset.open_capture(path)
-        out = EN.efficiency_from_telemetry(ds)
-        out["description"] = (f"{ds.attrs.get('source_kind')} {ds.attrs.get('device_model')} "
-                              f"telemetry ({out['n_samples']} samples, {path.name})")
-        return out
+        try:
+            out = EN.efficiency_from_telemetry(ds)
+        except EN.EnergyError as exc:
+            if text:  # an explicitly chosen capture must have telemetry
+                raise TPFInputError(f"capture_path {text!r}: {exc}") from exc
+            fallback = f" (this run's capture has no usable telemetry: {exc})"
+        else:
+            out["description"] = (f"{ds.attrs.get('source_kind')} "
+                                  f"{ds.attrs.get('device_model')} telemetry "
+                                  f"({out['n_samples']} samples, {path.name})")
+            return out
     g = EN.LV06_NOMINAL["hashrate_GHs"] / EN.LV06_NOMINAL["power_W"]
     return {"GH_per_W": g, "se": float("nan"), "J_per_TH": 1000 / g, "MH_per_W": 1000 * g,
             "hashrate_GHs": EN.LV06_NOMINAL["hashrate_GHs"],
             "power_W": EN.LV06_NOMINAL["power_W"], "n_samples": 0, "source_kind": "nominal",
-            "description": EN.LV06_NOMINAL["source"]}
+            "description": EN.LV06_NOMINAL["source"] + fallback}
 
 
 def leak_reproduction(p: dict[str, Any]) -> tuple[pd.DataFrame, str, str]:
