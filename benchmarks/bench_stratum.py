@@ -38,7 +38,7 @@ import numpy as np
 # --------------------------------------------------------------------------- server process
 def serve(journal: str) -> None:
     """Run the capture server until a line arrives on stdin; print statistics as JSON."""
-    from asiclab.devices.stratum_server import StratumCaptureServer
+    from asiclab.capture.server import StratumCaptureServer
 
     async def main() -> None:
         srv = StratumCaptureServer(

@@ -142,7 +142,7 @@ def _cmd_capture(args: argparse.Namespace) -> int:
 def _check_listen_host(p: dict[str, Any]) -> None:
     """Refuse a network address without ``--allow-lan``, in the command line's words."""
     from asiclab.capture import live
-    from asiclab.devices.stratum_server import _is_loopback
+    from asiclab.capture.server import _is_loopback
 
     if p["live_mode"] == "stratum+axeos" and not p["allow_lan"] and \
             not _is_loopback(p["listen_host"]):

@@ -36,7 +36,7 @@ from asiclab.devices.axeos import SafetyEnvelope, UnsafeSettingError
 from asiclab.devices.emulated_axeos import AxeOSEmulator, ChipHandle
 from asiclab.devices.emulated_lv06 import EmulatedLV06
 from asiclab.devices.simulated import ChipModelParams, SimulatedChip
-from asiclab.devices.stratum_server import ERR_LOW_DIFFICULTY
+from asiclab.protocol.stratum import ERR_LOW_DIFFICULTY
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = ROOT / "notebooks" / "params" / "quick.yaml"
@@ -520,7 +520,8 @@ def test_declared_source_kind_labels_unknown_agents(tmp_path: Path) -> None:
     user declares what it is."""
     import asyncio
 
-    from asiclab.devices.stratum_server import StratumClient, StratumError
+    from asiclab.devices.stratum_client import StratumClient
+    from asiclab.protocol.stratum import StratumError
 
     async def miner(port: int) -> None:
         for _ in range(100):

@@ -13,8 +13,8 @@ import pytest
 
 import vectors
 from asiclab.capture.journal import read_jobs, read_journal
+from asiclab.capture.server import StratumCaptureServer
 from asiclab.devices.cpu_miner import AGENT, CPUMiner, CPUMinerError, search_worker
-from asiclab.devices.stratum_server import StratumCaptureServer
 from asiclab.protocol import mining
 
 # Header of the first share vector of ESP-Miner's test_mining.c (shared/reference/

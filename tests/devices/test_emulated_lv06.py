@@ -12,6 +12,7 @@ import pytest
 
 import vectors
 from asiclab.capture.journal import read_journal, recover
+from asiclab.capture.server import StratumCaptureServer
 from asiclab.devices.emulated_axeos import ChipHandle
 from asiclab.devices.emulated_lv06 import (
     AGENT,
@@ -21,7 +22,6 @@ from asiclab.devices.emulated_lv06 import (
     search_core_nonce,
 )
 from asiclab.devices.simulated import ChipEvents, ChipModelParams, SimulatedChip
-from asiclab.devices.stratum_server import StratumCaptureServer
 from asiclab.protocol import mining
 
 # Known-answer header: the second share vector of ESP-Miner's test_mining.c
@@ -191,7 +191,7 @@ def test_firmware_restart_drops_and_restores_the_connection(tmp_path: Path) -> N
 
 
 def test_runs_in_a_thread(tmp_path: Path) -> None:
-    from asiclab.devices.stratum_server import ThreadedCaptureServer
+    from asiclab.capture.server import ThreadedCaptureServer
 
     chip = ScriptedChip([(5_000_000 * (k + 1), k % 112, True) for k in range(200)])
     with ThreadedCaptureServer(tmp_path / "t.journal", job_interval_s=None) as srv:

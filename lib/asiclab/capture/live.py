@@ -12,7 +12,7 @@ Modes (:func:`run_live_capture`)
 --------------------------------
 ``stratum+axeos``
     A real miner (Lucky Miner LV06, Bitaxe) points its pool at the local Stratum capture server
-    (:class:`asiclab.devices.stratum_server.ThreadedCaptureServer`); set points go through its
+    (:class:`asiclab.capture.server.ThreadedCaptureServer`); set points go through its
     AxeOS HTTP API (``miner_url``) with PATCH + restart + read-back inside a
     :class:`asiclab.devices.axeos.SweepGuard` (safety envelope, overheat watch, original settings
     restored at the end, on error and on Ctrl-C); AxeOS telemetry is polled into the journal.
@@ -576,7 +576,7 @@ class _StratumBackend(_Backend):
 
     # ---- start ----------------------------------------------------------------------------
     def open(self, journal_path: Path, attrs: dict[str, Any], sweep: _Sweep) -> None:
-        from asiclab.devices.stratum_server import ThreadedCaptureServer
+        from asiclab.capture.server import ThreadedCaptureServer
 
         host, port, allow_lan = self.listen_host, self.listen_port, self.allow_lan
         difficulty, accept = self.pool_difficulty, self.accept_suggested
@@ -667,7 +667,7 @@ class _StratumBackend(_Backend):
                 original_voltage_mV=self.guard.original.core_voltage_mV)
 
     def _wait_for_miner(self, sweep: _Sweep) -> None:
-        from asiclab.devices.stratum_server import UNATTRIBUTED
+        from asiclab.capture.server import UNATTRIBUTED
 
         where = f"stratum+tcp://{self.server.host}:{self.server.port}"
         who = f"worker {self.worker!r}" if self.worker else "any worker"
@@ -715,7 +715,7 @@ class _StratumBackend(_Backend):
     def devices(self) -> list[int]:
         if self.client is not None or self.server is None:
             return [self.dev]  # the controlled miner
-        from asiclab.devices.stratum_server import UNATTRIBUTED
+        from asiclab.capture.server import UNATTRIBUTED
 
         # time windows (Stratum only, CPU): every worker seen so far is a device of its own
         names = self.journal.devices
@@ -1215,7 +1215,7 @@ def run_live_capture(
     max_line_rate : float
         Lines per second each Stratum connection may send before its lines are queued (they
         are all recorded, with their receipt times; see
-        :class:`~asiclab.devices.stratum_server.StratumCaptureServer`) [1/s].
+        :class:`~asiclab.capture.server.StratumCaptureServer`) [1/s].
     time_scale : float
         ``emulated`` and ``serial`` with ``"emulated"``: chip seconds per host second [1].
     seed : int or None
@@ -1286,7 +1286,7 @@ def run_live_capture(
     if mode in ("emulated", "cpu") and source_kind not in (None, "emulated"):
         raise LiveError(f"{mode} mode is emulated; source_kind {source_kind!r} cannot be "
                         "declared for it")
-    from asiclab.devices.stratum_server import _is_loopback
+    from asiclab.capture.server import _is_loopback
 
     if mode == "stratum+axeos" and not allow_lan and not _is_loopback(listen_host):
         raise LiveError(f"listen_host {listen_host!r} is not a loopback address; set "

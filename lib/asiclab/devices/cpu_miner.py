@@ -7,7 +7,7 @@ silicon timing with no voltage edge, droop or core structure. Expected share rat
 
 The search runs in a separate process by default (``mode="process"``: no GIL contention with a
 capture server in the same Python process) or in a thread (``mode="thread"``). The asyncio side
-speaks Stratum v1 (:class:`asiclab.devices.stratum_server.StratumClient`), hands each new job to
+speaks Stratum v1 (:class:`asiclab.devices.stratum_client.StratumClient`), hands each new job to
 the search worker and submits every nonce the worker finds. Its agent string
 (``asiclab-cpu-miner/0.1``) makes the capture server label the device ``emulated`` with model
 ``CPU``: a CPU is not an ASIC, and the capture must never pass for hardware data.
@@ -28,13 +28,9 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from asiclab import AsiclabError
-from asiclab.devices.stratum_server import (
-    ClientJob,
-    StratumClient,
-    StratumError,
-    StratumMiner,
-)
+from asiclab.devices.stratum_client import ClientJob, StratumClient, StratumMiner
 from asiclab.protocol import mining
+from asiclab.protocol.stratum import StratumError
 
 __all__ = ["AGENT", "CPUMiner", "CPUMinerError", "CPUMinerStats", "search_worker"]
 
@@ -133,7 +129,7 @@ class CPUMinerStats:
 class CPUMiner(StratumMiner):
     """Host-CPU SHA256d miner speaking Stratum v1 to the capture server.
 
-    ``stop()`` and ``thread()`` come from :class:`~asiclab.devices.stratum_server.StratumMiner`.
+    ``stop()`` and ``thread()`` come from :class:`~asiclab.devices.stratum_client.StratumMiner`.
 
     Parameters
     ----------

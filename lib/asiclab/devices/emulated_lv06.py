@@ -2,7 +2,7 @@
 
 The emulated LV06 is two programs around one chip model: an AxeOS HTTP server
 (:mod:`asiclab.devices.emulated_axeos`) and this Stratum v1 client, which connects to a capture
-server (:class:`asiclab.devices.stratum_server.StratumCaptureServer`) like the real firmware
+server (:class:`asiclab.capture.server.StratumCaptureServer`) like the real firmware
 (``mining.configure`` version rolling, ``subscribe``, ``authorize``, ``suggest_difficulty``) and
 submits shares whose *timing* follows the simulated chip
 (:class:`asiclab.devices.simulated.SimulatedChip`, advanced in real time, optionally sped up by
@@ -46,14 +46,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from asiclab import AsiclabError
-from asiclab.devices.stratum_server import (
-    ERR_LOW_DIFFICULTY,
-    StratumClient,
-    StratumError,
-    StratumMiner,
-    SubmitResult,
-)
+from asiclab.devices.stratum_client import StratumClient, StratumMiner, SubmitResult
 from asiclab.protocol import mining
+from asiclab.protocol.stratum import ERR_LOW_DIFFICULTY, StratumError
 
 __all__ = [
     "AGENT",
@@ -210,7 +205,7 @@ def _as_handle(chip: Any, seed: int) -> Any:
 class EmulatedLV06(StratumMiner):
     """Stratum client of the emulated LV06 (see the module docstring).
 
-    ``stop()`` and ``thread()`` come from :class:`~asiclab.devices.stratum_server.StratumMiner`.
+    ``stop()`` and ``thread()`` come from :class:`~asiclab.devices.stratum_client.StratumMiner`.
 
     Parameters
     ----------

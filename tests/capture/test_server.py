@@ -24,17 +24,10 @@ from hypothesis import strategies as st
 
 from asiclab import dataset
 from asiclab.capture.journal import read_jobs, read_journal, recover, recover_to_file
-from asiclab.devices.stratum_server import (
-    UNATTRIBUTED,
-    ClientJob,
-    StratumCaptureServer,
-    StratumClient,
-    StratumError,
-    ThreadedCaptureServer,
-    agent_device_info,
-    build_coinbase_parts,
-)
+from asiclab.capture.server import UNATTRIBUTED, StratumCaptureServer, ThreadedCaptureServer
+from asiclab.devices.stratum_client import ClientJob, StratumClient
 from asiclab.protocol import mining
+from asiclab.protocol.stratum import StratumError, agent_device_info, build_coinbase_parts
 
 TRIVIAL = 2.0**-40  # every hash meets it (target capped at 2**256 - 1)
 
@@ -409,7 +402,7 @@ def test_duplicate_memory_is_bounded_by_job_rotation(tmp_path: Path) -> None:
 def test_a_bug_in_validation_still_records_the_submission(tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch
                                                           ) -> None:
-    from asiclab.devices import stratum_server
+    from asiclab.capture import server as stratum_server
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("simulated bug")
@@ -681,7 +674,7 @@ def test_fuzz_hostile_clients_while_an_honest_miner_mines(tmp_path: Path) -> Non
 
 _SERVER_SCRIPT = """
 import asyncio, json, sys
-from asiclab.devices.stratum_server import StratumCaptureServer
+from asiclab.capture.server import StratumCaptureServer
 
 async def main():
     srv = StratumCaptureServer(sys.argv[1], job_interval_s=None, flush_interval_s=0.1)
