@@ -862,3 +862,50 @@ def test_cause_specific_dead_time_recovers_a_simulated_job_switch() -> None:
     assert nf["rate_dead_hz"] < 0.5
     h = deadtime.hazard_function(x, [0.0, 0.02, 0.1], event=is_new)
     assert h["hazard_hz"].iloc[0] < 0.5 and 9.0 < h["hazard_hz"].iloc[1] < 13.0
+
+
+# ------------------------------------------------------------------------------ claims ledger
+
+
+def _claim_rows() -> dict[str, dict]:
+    from asiclab import results
+
+    return {r["result"]: r for r in results.claims_ledger(results.load_results())}
+
+
+@pytest.mark.parametrize(("kinds", "plain"), [
+    ((1.0, 0.7, 1.0), "not supported"),   # the edge (lowest voltage, op 2) is Poisson
+    ((1.0, 1.0, 0.7), "supported"),       # the edge is under-dispersed
+])
+def test_claim_rows_judge_the_edge_train(kinds, plain) -> None:
+    from asiclab.heartbeat import workflow
+
+    ds = _capture(kinds)
+    rep = hb.analyze_capture(ds, progress=False, surrogates=False)
+    edge = workflow.edge_trains(rep)
+    assert list(edge["op"]) == [2] and list(edge["edge_rule"]) == ["lowest set voltage"]
+    entries = workflow.record_claims(ds, rep)
+    assert len(entries) == 1
+    row = _claim_rows()["heartbeat_edge_d0_cv"]
+    assert row["claim"] == workflow.HEARTBEAT_CLAIM_ID
+    assert row["source"].startswith("arXiv:2601.01916")
+    assert row["verdict"].split(":")[0] == plain
+    assert row["value"] == pytest.approx(float(rep.summary.set_index("op").loc[2, "cv"]))
+    assert "papers' reading" in entries[0]["note"] and "1100 mV" in entries[0]["note"]
+
+
+def test_claim_rows_without_set_voltages_use_the_longest_train() -> None:
+    from asiclab.heartbeat import workflow
+
+    ds = _capture((1.0, 0.7))
+    ds["op_voltage_set"][:] = np.nan
+    ds["op_index"][:] = np.where(ds["op_index"].values == 1, 1, 0)
+    keep = np.ones(ds.sizes["event"], bool)
+    keep[np.flatnonzero(ds["op_index"].values == 0)[: N // 2]] = False  # op 0 shorter
+    ds = ds.isel(event=keep)
+    rep = hb.analyze_capture(ds, progress=False, surrogates=False)
+    edge = workflow.edge_trains(rep)
+    assert list(edge["op"]) == [1]
+    assert edge["edge_rule"].iloc[0].startswith("longest train")
+    workflow.record_claims(ds, rep)
+    assert _claim_rows()["heartbeat_edge_d0_cv"]["verdict"].startswith("supported")

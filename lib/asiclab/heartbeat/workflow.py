@@ -248,12 +248,122 @@ def paper_vs_battery(report: HeartbeatReport) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+#: The papers' "Silicon Heartbeat" reading, tested per device at its voltage edge.
+HEARTBEAT_CLAIM_ID = "heartbeat_non_poisson_edge_claim"
+HEARTBEAT_CLAIM_SOURCE = ("arXiv:2601.01916 (Toward Thermodynamic Reservoir Computing), Silicon "
+                          "Heartbeat; arXiv:2601.12032 (Speaking to Silicon)")
+
+
+def edge_trains(report: HeartbeatReport) -> pd.DataFrame:
+    """The share train at each device's voltage edge: its lowest set voltage with a CV.
+
+    Parameters
+    ----------
+    report : HeartbeatReport
+        The battery over a capture.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One summary row per device (columns of ``report.summary``) plus ``edge_rule``, which
+        says how the train was chosen: ``"lowest set voltage"``, or ``"longest train (no
+        voltage set points)"`` when the capture records no set voltage (imported logs,
+        Stratum-only captures), where "near the edge" cannot be located and the longest train
+        stands in for the device.
+    """
+    s = report.summary
+    if not len(s) or "cv" not in s.columns:
+        return s.assign(edge_rule=pd.Series(dtype=str))
+    rows = []
+    for _, g in s[np.isfinite(s["cv"].astype(float))].groupby("device", sort=True):
+        v = g["voltage_mV"].astype(float) if "voltage_mV" in g.columns else None
+        if v is not None and np.isfinite(v).any():
+            row = g.loc[v[np.isfinite(v)].idxmin()].copy()
+            row["edge_rule"] = "lowest set voltage"
+        else:
+            row = g.loc[g["n_events"].astype(float).idxmax()].copy()
+            row["edge_rule"] = "longest train (no voltage set points)"
+        rows.append(row)
+    return pd.DataFrame(rows).reset_index(drop=True)
+
+
+def _papers_reading(report: HeartbeatReport, device: int, op: int) -> str:
+    """The papers' windowed-CV reading of one train, with its Poisson value."""
+    pt = report.paper
+    if not len(pt) or "metric" not in pt.columns:
+        return "the papers' windowed CV needs >= 10 intervals"
+    m = pt[(pt["device"] == device) & (pt["op"] == op)]
+    row = m[m["metric"] == "fraction of windows with CV != 1"]
+    if not len(row):
+        return "the papers' windowed CV was not computed"
+    r = row.iloc[0]
+    return (f"the papers' reading: {r['papers_reading']} (a Poisson process: "
+            f"{float(r['poisson']):.0%})")
+
+
+def record_claims(ds: xr.Dataset, report: HeartbeatReport) -> list[dict[str, Any]]:
+    """Claims-ledger rows: the papers' "non-Poissonian near the edge" per device of the capture.
+
+    For each device, the train at its voltage edge (:func:`edge_trains`) is judged by the
+    battery (multiple-testing corrected, with surrogates), and the row sets that verdict beside
+    the papers' own reading (CV != 1 on windows of ~10 shares, which a Poisson process also
+    shows in every window). The plain verdict: "supported" when the battery finds a departure
+    from Poisson at the edge, "not supported" when the train is consistent with Poisson,
+    "undecided" when it is too short.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The capture analysed (for its source kind and device names).
+    report : HeartbeatReport
+        The battery over it.
+
+    Returns
+    -------
+    list of dict
+        The stored entries, one per device with a CV.
+    """
+    from asiclab import results
+
+    claim = results.Claim(
+        id=HEARTBEAT_CLAIM_ID, paper_value="non-Poissonian (CV != 1) near the voltage edge",
+        source=HEARTBEAT_CLAIM_SOURCE,
+        statement="share inter-arrival times become non-Poissonian near the voltage edge, "
+                  "judged by CV != 1 on windows of ~10 shares")
+    names = (list(np.asarray(ds["device_name"].values, dtype=str))
+             if "device_name" in ds.variables else [])
+    kinds = (list(np.asarray(ds["device_source_kind"].values, dtype=str))
+             if "device_source_kind" in ds.variables else [])
+    out = []
+    for r in edge_trains(report).itertuples():
+        dev, op = int(r.device), int(r.op)
+        name = names[dev] if dev < len(names) else f"device {dev}"
+        kind = kinds[dev] if dev < len(kinds) and kinds[dev] else ds.attrs.get("source_kind")
+        battery = str(r.verdict)
+        if battery.startswith("insufficient"):
+            plain = "undecided"
+        elif "non-Poisson" in battery:
+            plain = "supported"
+        else:
+            plain = "not supported"
+        volt = (f"{float(r.voltage_mV):g} mV" if np.isfinite(float(r.voltage_mV))
+                else "voltage not set")
+        out.append(results.record(
+            f"heartbeat_edge_d{dev}_cv", float(r.cv), "1", (float(r.cv_lo), float(r.cv_hi)),
+            note=f"{name} ({kind}), op {op} at {volt} ({r.edge_rule}), N={int(r.n_events)} "
+                 f"events; {_papers_reading(report, dev, op)}",
+            verdict=f"{plain}: battery says {battery}", claim=claim))
+    return out
+
+
 def record_results(ds: xr.Dataset, report: HeartbeatReport, truth: pd.DataFrame | None,
                    target_cv: float, alpha: float) -> list[dict[str, Any]]:
-    """Record the notebook's results: per-train CV/rate/verdict, the model check, events needed."""
+    """Record the notebook's results: per-train CV/rate/verdict, the claim rows per device at its
+    voltage edge (:func:`record_claims`), the model check and the events needed."""
     from asiclab import results
 
     out = report.record()
+    out += record_claims(ds, report)
     if truth is not None:
         checked = truth[truth["agrees"].notna()]
         ok = bool(len(checked)) and bool(checked["agrees"].all())
