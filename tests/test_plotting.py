@@ -55,3 +55,14 @@ def test_bad_name_refused():
 
 def test_style_file_exists():
     assert plotting.style_path().is_file()
+
+
+def test_clear_figures_removes_only_that_notebooks_copies():
+    dest = plotting.figures_dir()
+    for name in ("02_heartbeat_cv.png", "02_heartbeat_cv.pdf", "03_narma10_x.png", "notes.txt"):
+        (dest / name).write_bytes(b"x")
+    removed = plotting.clear_figures("02_heartbeat")
+    assert sorted(p.name for p in removed) == ["02_heartbeat_cv.pdf", "02_heartbeat_cv.png"]
+    assert sorted(p.name for p in dest.iterdir()) == ["03_narma10_x.png", "notes.txt"]
+    with pytest.raises(plotting.FigureError):
+        plotting.clear_figures("../x")

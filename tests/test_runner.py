@@ -153,3 +153,16 @@ def test_cli_exit_status(nb_dir, tmp_path, capsys):
     assert code == 1
     assert "failed" in capsys.readouterr().out
     assert cli.main(["reproduce", "--params", str(tmp_path / "absent.yaml")]) == 2
+
+
+def test_a_run_starts_figures_clean_for_the_notebooks_it_runs(nb_dir, tmp_path):
+    """Stale copies of a notebook's figures in figures/ go before it runs; others stay."""
+    from asiclab import plotting
+
+    dest = plotting.figures_dir()
+    (dest / "01_good_old.png").write_bytes(b"stale")
+    (dest / "09_other_fig.png").write_bytes(b"other")
+    res = _run(nb_dir, tmp_path, only=["01"])
+    assert res.ok
+    assert not (dest / "01_good_old.png").exists()
+    assert (dest / "09_other_fig.png").exists()

@@ -82,6 +82,38 @@ def _check_labels(fig: Figure, name: str) -> None:
                 f"(x={ax.get_xlabel()!r}, y={ax.get_ylabel()!r}); label it with units")
 
 
+def figures_dir() -> Path:
+    """The folder that receives figure copies: ``$ASICLAB_FIGURES_DIR`` or the project's
+    ``figures/``."""
+    return Path(os.environ.get(ENV_FIGURES_DIR) or results.project_root() / "figures")
+
+
+def clear_figures(notebook: str) -> list[Path]:
+    """Remove the copies of one notebook's figures (``<notebook>_*.png|pdf``) from
+    :func:`figures_dir`, so that a re-run does not mix old figures with new ones.
+
+    Parameters
+    ----------
+    notebook : str
+        The notebook stem, e.g. ``"02_heartbeat"`` (figure names start with it).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The removed files.
+    """
+    if not notebook or not all(c.isalnum() or c in "-_" for c in notebook):
+        raise FigureError(f"notebook name {notebook!r}: use letters, digits, '-' and '_' only")
+    dest = figures_dir()
+    removed = []
+    if dest.is_dir():
+        for ext in ("png", "pdf"):
+            for path in dest.glob(f"{notebook}_*.{ext}"):
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed
+
+
 def savefig(fig: Figure, name: str, *, copy_to_figures: bool = True,
             require_source_label: bool = True) -> list[Path]:
     """Save a figure as PNG and PDF in the run directory and copy it to ``figures/``.
@@ -117,7 +149,7 @@ def savefig(fig: Figure, name: str, *, copy_to_figures: bool = True,
         fig.savefig(path)
         written.append(path)
     if copy_to_figures:
-        dest = Path(os.environ.get(ENV_FIGURES_DIR) or results.project_root() / "figures")
+        dest = figures_dir()
         if dest.is_dir() and dest.resolve() != out_dir.resolve():
             for p in written:
                 shutil.copy2(p, dest / p.name)

@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from asiclab import AsiclabError, __version__, results
+from asiclab import AsiclabError, __version__, plotting, results
 from asiclab import params as params_mod
 from asiclab.dataset import NONE, git_commit
 
@@ -405,6 +405,7 @@ def reproduce(
             os.environ[results.ENV_RUN_DIR] = str(run_dir)
             os.environ[results.ENV_NOTEBOOK] = nb_path.stem
             run.start, t0 = _now(), time.perf_counter()
+            plotting.clear_figures(nb_path.stem)  # figures/ holds this run's figures only
             try:
                 _execute(pm, nb_path, out_nb, p, kernel, nb_dir, progress)
                 run.status = "ok"
