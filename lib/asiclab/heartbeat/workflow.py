@@ -350,7 +350,7 @@ def record_claims(ds: xr.Dataset, report: HeartbeatReport) -> list[dict[str, Any
                 else "voltage not set")
         out.append(results.record(
             f"heartbeat_edge_d{dev}_cv", float(r.cv), "1", (float(r.cv_lo), float(r.cv_hi)),
-            note=f"{name} ({kind}), op {op} at {volt} ({r.edge_rule}), N={int(r.n_events)} "
+            note=f"{name}, source {kind}, op {op} at {volt} ({r.edge_rule}), N={int(r.n_events)} "
                  f"events; {_papers_reading(report, dev, op)}",
             verdict=f"{plain}: battery says {battery}", claim=claim))
     return out
