@@ -906,6 +906,10 @@ def _number(v: Any) -> float | None:
     return None
 
 
+def _nan_if_none(v: float | None) -> float:
+    return float("nan") if v is None else v
+
+
 def tidy_rows(grid: Grid, runs: Sequence[RunPlan]) -> list[dict[str, Any]]:
     """One row per run and recorded result: run, status, grid values, result fields.
 
@@ -986,7 +990,8 @@ def results_dataset(grid: Grid, runs: Sequence[RunPlan]) -> Any:
                 arr[pos] = "" if v is None else str(v)
             unc = e.get("uncertainty")
             if isinstance(unc, list) and len(unc) == 2:
-                lo[pos], hi[pos] = (_number(unc[0]) or np.nan), (_number(unc[1]) or np.nan)
+                lo[pos], hi[pos] = (_nan_if_none(_number(unc[0])),
+                                    _nan_if_none(_number(unc[1])))
                 has_ci = True
             elif _number(unc) is not None:
                 u[pos], has_u = _number(unc), True
