@@ -108,7 +108,7 @@ def test_values_are_checked_against_the_notebooks_own_specification():
                           "grid": {"01_capture.seed": [1, 2], "02.alpha": [0.01, 0.05]}})
     assert g.notebooks == ["01_capture", "02_heartbeat"]
     assert g.runs()[3].overrides == {"01_capture": {"seed": 2}, "02_heartbeat": {"alpha": 0.05}}
-    with pytest.raises(sweep.GridError, match="NOTEBOOK.PARAM"):
+    with pytest.raises(sweep.GridError, match=r"NOTEBOOK\.PARAM"):
         sweep.parse_grid({"notebooks": ["01", "02"], "grid": {"seed": [1, 2]}})
 
 
@@ -341,3 +341,28 @@ def test_sweep_on_an_external_scheduler_with_a_failing_run_and_a_killed_worker(
     assert dict(ds.sizes) == {"seed": 2, "source": 2}
     assert np.all(ds["n_events"].sel(source="sim").values > 0)
     assert list(ds["status"].sel(source="import").values) == ["failed", "failed"]
+
+
+def test_the_readme_example_grid_is_valid():
+    text = (ROOT / "README.md").read_text().split("## Sweeps", 1)[1]
+    block = text.split("```yaml", 1)[1].split("```", 1)[0]
+    g = sweep.parse_grid(yaml.safe_load(block), source="README", base_path=ROOT)
+    assert g.notebooks == ["03_narma10"] and len(g.runs()) == 12
+    assert [a.dim for a in g.axes] == ["seed", "encodings", "step_s"]
+
+
+def test_unreachable_scheduler_is_a_typed_error(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(sweep, "CONNECT_TIMEOUT_S", 2.0)
+    grid = sweep.load_grid(_grid_file(tmp_path, {"grid": {"seed": [1]}}))
+    with pytest.raises(sweep.SweepError, match="cannot reach the dask scheduler"):
+        sweep.run_sweep(grid, sweep_dir=tmp_path / "sw", scheduler=f"tcp://127.0.0.1:{port}",
+                        progress=False, echo=lambda s: None)
+    info = json.loads((tmp_path / "sw" / "sweep.json").read_text())
+    assert info["status"] == "error" and "cannot reach" in info["error"]
+    assert info["runs"][0]["status"] == "pending"

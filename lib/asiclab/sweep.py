@@ -79,6 +79,8 @@ ATTEMPTS = "attempts.jsonl"
 STALE = "stale"
 GRID_KEYS = ("notebook", "notebooks", "params", "base", "grid", "zip")
 _KEY_LEN = 10
+CONNECT_TIMEOUT_S = 30.0
+"""How long to try reaching an external scheduler [s]."""
 #: One run at a time per worker process: :func:`asiclab.runner.reproduce` sets process-wide
 #: environment variables for its notebooks.
 _RUN_LOCK = threading.Lock()
@@ -713,8 +715,8 @@ def _start_client(scheduler: str | None, n_workers: int | None,
             from exc
     if scheduler:
         try:
-            return Client(scheduler, timeout=30), None
-        except (OSError, TimeoutError) as exc:
+            return Client(scheduler, timeout=CONNECT_TIMEOUT_S), None
+        except (OSError, TimeoutError, ValueError) as exc:
             raise SweepError(f"cannot reach the dask scheduler {scheduler}: {exc}") from exc
     if n_workers is None:
         n_workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
@@ -851,6 +853,9 @@ def run_sweep(
                     bar.update(1)
                     bar.set_postfix_str(f"{r.run_id} {r.status}")
                     _write_sweep(path, info, runs)
+    except SweepError as exc:
+        info["status"], info["error"] = "error", str(exc)
+        raise
     except KeyboardInterrupt:
         for r in runs:
             if r.status in ("pending", "submitted"):
