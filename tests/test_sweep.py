@@ -137,6 +137,8 @@ def test_cli_dry_run_and_grid_error(tmp_path: Path, capsys: pytest.CaptureFixtur
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"notebook": "01", "grid": {"x": [1]}}))
     assert cli.main(["sweep", "--grid", str(tmp_path / "bad.yaml"), "--dry-run"]) == 2
     assert "unknown parameter 'x'" in capsys.readouterr().err
+    assert cli.main(["sweep", "--grid", str(grid), "--sweep-id", "../up", "--dry-run"]) == 2
+    assert "sweep id '../up'" in capsys.readouterr().err
     help_text = cli.build_parser().parse_args
     with pytest.raises(SystemExit):
         help_text(["sweep", "--help"])

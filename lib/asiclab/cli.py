@@ -193,9 +193,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from asiclab import sweep
 
     grid = sweep.load_grid(args.grid, notebooks_dir=args.notebooks_dir)
-    sweep_id = args.sweep_id or Path(args.grid).stem
-    base = Path(args.runs_dir) / "sweeps" if args.runs_dir else sweep.default_sweeps_dir()
-    sweep_dir = base / sweep_id
+    sweep_dir = sweep.sweep_directory(args.sweep_id or Path(args.grid).stem, args.runs_dir)
     if args.dry_run:
         for line in sweep.describe_runs(grid, sweep.plan(grid, sweep_dir)):
             print(line)
@@ -208,7 +206,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         line = f"{r.run_id:<16} {r.status:<8}{' (done before)' if r.skipped else ''}"
         if r.error:
             line += f"  {r.error.get('notebook')} cell {r.error.get('cell_index')}: " \
-                    f"{r.error.get('ename')}: {str(r.error.get('evalue') or '').splitlines()[:1]}"
+                    f"{r.error.get('ename')}: " \
+                    f"{(str(r.error.get('evalue') or '').splitlines() or [''])[0]}"
         print(line)
     print(f"sweep directory: {result.sweep_dir} (sweep.json, results.nc, results.csv)")
     return result.exit_code

@@ -56,6 +56,7 @@ import importlib
 import itertools
 import json
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -644,6 +645,21 @@ def default_sweeps_dir() -> Path:
     return Path(base) / "sweeps"
 
 
+def sweep_directory(sweep_id: str, runs_dir: str | os.PathLike[str] | None = None) -> Path:
+    """``<runs_dir>/sweeps/<sweep_id>`` (``runs_dir`` default: :func:`default_sweeps_dir`'s).
+
+    Raises
+    ------
+    SweepError
+        The id is not letters, digits, ``.``, ``_`` and ``-``.
+    """
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", sweep_id):
+        raise SweepError(f"sweep id {sweep_id!r}: use letters, digits, '.', '_' and '-' "
+                         "(--sweep-id)")
+    base = Path(runs_dir) / "sweeps" if runs_dir else default_sweeps_dir()
+    return base / sweep_id
+
+
 def _completed(sweep_dir: Path, run: RunPlan, grid: Grid, commit: str) -> Path | None:
     """The directory of a completed earlier run of the same parameters at ``commit``, if any."""
     base = runner.load_params(grid.params_file)
@@ -718,6 +734,8 @@ def _start_client(scheduler: str | None, n_workers: int | None,
             return Client(scheduler, timeout=CONNECT_TIMEOUT_S), None
         except (OSError, TimeoutError, ValueError) as exc:
             raise SweepError(f"cannot reach the dask scheduler {scheduler}: {exc}") from exc
+    if n_workers is not None and n_workers < 1:
+        raise SweepError(f"a LocalCluster needs at least one worker, got {n_workers}")
     if n_workers is None:
         n_workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
             else os.cpu_count() or 1
