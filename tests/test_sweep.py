@@ -107,6 +107,7 @@ def test_values_are_checked_against_the_notebooks_own_specification():
     g = sweep.parse_grid({"notebooks": ["01", "02_heartbeat"],
                           "grid": {"01_capture.seed": [1, 2], "02.alpha": [0.01, 0.05]}})
     assert g.notebooks == ["01_capture", "02_heartbeat"]
+    assert [a.dim for a in g.axes] == ["01_capture.seed", "02_heartbeat.alpha"]
     assert g.runs()[3].overrides == {"01_capture": {"seed": 2}, "02_heartbeat": {"alpha": 0.05}}
     with pytest.raises(sweep.GridError, match=r"NOTEBOOK\.PARAM"):
         sweep.parse_grid({"notebooks": ["01", "02"], "grid": {"seed": [1, 2]}})

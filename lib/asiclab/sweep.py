@@ -374,6 +374,11 @@ def _split_key(key: Any, nbs: Sequence[str], declared: Mapping[str, Mapping[str,
     return nb, name
 
 
+def _label(key: str, target: tuple[str, str]) -> str:
+    """A bare key stays as written; a qualified one is spelt with the notebook's full stem."""
+    return key if "." not in key else f"{target[0]}.{target[1]}"
+
+
 def _values(key: str, value: Any, source: str, where: str) -> list[Any]:
     if not isinstance(value, list):
         raise GridError(f"{source}: {where}: {key!r} must be a list of values to try, got "
@@ -476,7 +481,8 @@ def parse_grid(data: Any, *, source: str = "<mapping>",
         vals = _values(key, value, source, "grid")
         if not _unique(vals):
             raise GridError(f"{source}: grid: {key!r} repeats a value: {vals}")
-        axes.append(Axis(key, (key,), (target,), tuple((v,) for v in vals)))
+        label = _label(key, target)
+        axes.append(Axis(label, (label,), (target,), tuple((v,) for v in vals)))
     zips = data.get("zip") or []
     zips = [zips] if isinstance(zips, Mapping) else zips
     if not isinstance(zips, list):
@@ -491,7 +497,7 @@ def parse_grid(data: Any, *, source: str = "<mapping>",
         for key, value in group.items():
             target = _split_key(key, nbs, declared, source, where)
             claim(target, where)
-            labels.append(key)
+            labels.append(_label(key, target))
             targets.append(target)
             columns.append(_values(key, value, source, where))
         lengths = {lab: len(c) for lab, c in zip(labels, columns, strict=True)}
