@@ -113,6 +113,11 @@ def test_values_are_checked_against_the_notebooks_own_specification():
         sweep.parse_grid({"notebooks": ["01", "02"], "grid": {"seed": [1, 2]}})
 
 
+def test_notebook_number_read_by_yaml_as_an_integer():
+    g = sweep.parse_grid(yaml.safe_load("notebook: 01\ngrid:\n  seed: [1, 2]\n"))
+    assert g.notebooks == ["01_capture"]
+
+
 def test_notebook_parameters_reads_the_parameters_cell():
     declared = sweep.notebook_parameters(runner.default_notebooks_dir() / "03_narma10.ipynb")
     assert declared["steps"] == 10000 and declared["encodings"] == ["payload", "frequency"]

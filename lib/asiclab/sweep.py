@@ -343,6 +343,8 @@ def notebook_spec(nb_path: str | os.PathLike[str]) -> dict[str, params_mod.Param
 
 def _resolve_notebook(name: Any, notebooks: Sequence[Path], source: str) -> str:
     names = [p.stem for p in notebooks]
+    if isinstance(name, int) and not isinstance(name, bool):  # YAML reads `notebook: 01` as 1
+        name = f"{name:02d}"
     match = [p.stem for p in notebooks if str(name) in (p.stem, p.stem.split("_")[0])]
     if not match:
         raise GridError(f"{source}: unknown notebook {name!r}; notebooks are {names}")
