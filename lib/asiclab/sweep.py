@@ -40,7 +40,8 @@ task whose worker dies mid-run is re-scheduled by dask on another (or the restar
 (``distributed.scheduler.allowed-failures`` times) and a task that raises is retried
 (``retries``); the partial directory of an interrupted attempt is moved to ``stale/``. Started
 again, a sweep skips every run whose directory holds a completed run (``manifest.json`` status
-``ok``) of the same parameters at the same git commit (and the same dirty flag).
+``ok``) of the same parameters at the same git commit (and the same dirty flag). Ctrl-C
+cancels the pending runs (``interrupted`` in ``sweep.json``) and keeps the completed ones.
 
 Every worker must see the same file system (the sweep directory and the notebooks) and run the
 same asiclab installation: with ``--scheduler``, start the workers from this project's
