@@ -226,7 +226,13 @@ def test_restart_skips_completed_runs_of_the_same_commit_only(tmp_path: Path):
 
 # --- real sweeps --------------------------------------------------------------------------------
 
-def test_sweep_on_a_local_cluster_and_restart(tmp_path: Path):
+def test_figures_dir_constant_is_plottings():
+    from asiclab import plotting
+
+    assert sweep.ENV_FIGURES_DIR == plotting.ENV_FIGURES_DIR
+
+
+def test_sweep_on_a_local_cluster_and_restart(tmp_path: Path, _isolated_run_dir: Path):
     grid = sweep.load_grid(_grid_file(tmp_path, {"grid": {
         "seed": [1, 2], "voltages_mV": [[1200.0, 1100.0], [1200.0, 1150.0]]}}))
     lines: list[str] = []
@@ -242,6 +248,9 @@ def test_sweep_on_a_local_cluster_and_restart(tmp_path: Path):
         manifest = json.loads((Path(r["run_dir"]) / "manifest.json").read_text())
         assert manifest["status"] == "ok" and r["attempts"] == 1
         assert manifest["notebooks"][0]["parameters"]["seed"] == r["point"]["seed"]
+        assert list((Path(r["run_dir"]) / "figures").glob("01_capture_*.png"))
+    # the figure copies stayed in the runs: the figures folder the workers inherited is empty
+    assert not list((_isolated_run_dir / "figures").iterdir())
     ds = xr.open_dataset(sw / "results.nc")
     assert dict(ds.sizes) == {"seed": 2, "voltages_mV": 2}
     n = ds["n_events"].values

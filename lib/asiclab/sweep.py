@@ -31,9 +31,11 @@ against) raise :class:`GridError`.
 The sweep directory ``<runs-dir>/sweeps/<sweep-id>/`` holds one run directory per run
 (``r000-<key>``), ``sweep.json`` (the grid, every run with its parameters, status, failing
 cell, attempts and directory, the commit), ``results.nc`` (an :class:`xarray.Dataset` of every
-recorded result, with one dimension per grid axis, coordinates the grid values) and
+recorded result, with one dimension per grid axis, coordinates the grid values),
 ``results.csv`` (the same as a tidy long table, one row per run and recorded result) and
-``attempts.jsonl`` (one line per task start: run, worker, process id).
+``attempts.jsonl`` (one line per task start: run, worker, process id). A run's figures stay in
+its run directory (``<run>/figures/``); the project's ``figures/`` is left to ``asiclab
+reproduce``.
 
 Faults: a run whose notebook fails is recorded with its failing cell and the sweep goes on; a
 task whose worker dies mid-run is re-scheduled by dask on another (or the restarted) worker
@@ -79,6 +81,9 @@ TABLE_NC = "results.nc"
 TABLE_CSV = "results.csv"
 ATTEMPTS = "attempts.jsonl"
 STALE = "stale"
+ENV_FIGURES_DIR = "ASICLAB_FIGURES_DIR"
+"""Where figure copies go (:data:`asiclab.plotting.ENV_FIGURES_DIR`); a sweep run sets it to
+its own ``figures/`` (without importing matplotlib here)."""
 GRID_KEYS = ("notebook", "notebooks", "params", "base", "grid", "zip")
 _KEY_LEN = 10
 CONNECT_TIMEOUT_S = 30.0
@@ -623,6 +628,10 @@ def execute_run(task: Mapping[str, Any]) -> dict[str, Any]:
     with _RUN_LOCK:
         if run_dir.exists():  # an attempt that died with its worker
             _set_aside(run_dir, sweep_dir, "crashed")
+        # A run's figures stay in its own run directory: the project's figures/ holds the
+        # last `asiclab reproduce`, not whichever grid point finished last.
+        old_figures = os.environ.get(ENV_FIGURES_DIR)
+        os.environ[ENV_FIGURES_DIR] = str(run_dir / "figures")
         try:
             outcome = runner.reproduce(
                 task["params_file"], only=list(task["notebooks"]), run_id=task["run_id"],
@@ -633,6 +642,11 @@ def execute_run(task: Mapping[str, Any]) -> dict[str, Any]:
                     "duration_s": time.perf_counter() - t0,
                     "error": {"notebook": None, "cell_index": None,
                               "ename": type(exc).__name__, "evalue": str(exc)[:2000]}}
+        finally:
+            if old_figures is None:
+                os.environ.pop(ENV_FIGURES_DIR, None)
+            else:
+                os.environ[ENV_FIGURES_DIR] = old_figures
     error = None
     for nb in outcome.notebooks:
         if nb.status not in ("ok", "skipped"):
