@@ -10,6 +10,7 @@ The package is organised as:
 - :mod:`asiclab.results`   recorded results of a run (``results.json``)
 - :mod:`asiclab.plotting`  the single figure style and figure saving
 - :mod:`asiclab.runner`    papermill runner, manifest and summary; :mod:`asiclab.cli` its CLI
+- :mod:`asiclab.sweep`     parameter grids of runs on dask.distributed (``asiclab sweep``)
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@
                         CPU, a BM1366 on a UART) into a journal and a NetCDF capture
 ``asiclab recover``     turn a capture journal (even after ``kill -9``) into a NetCDF capture
 ``asiclab notebooks``   list the notebooks
+``asiclab sweep``       run notebooks over a parameter grid, each run a dask.distributed task
 """
 
 from __future__ import annotations
@@ -179,6 +180,39 @@ def _cmd_notebooks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep_help() -> str:
+    """The grid format and the sweep's outputs: asiclab.sweep's docstring, read without import."""
+    import ast
+
+    path = Path(__file__).with_name("sweep.py")
+    doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+    return doc.split("\n\n", 1)[-1]
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from asiclab import sweep
+
+    grid = sweep.load_grid(args.grid, notebooks_dir=args.notebooks_dir)
+    sweep_dir = sweep.sweep_directory(args.sweep_id or Path(args.grid).stem, args.runs_dir)
+    if args.dry_run:
+        for line in sweep.describe_runs(grid, sweep.plan(grid, sweep_dir)):
+            print(line)
+        print(f"sweep directory: {sweep_dir}")
+        return 0
+    result = sweep.run_sweep(grid, sweep_dir=sweep_dir, scheduler=args.scheduler,
+                             n_workers=args.workers, retries=args.retries,
+                             progress=not args.no_progress)
+    for r in result.runs:
+        line = f"{r.run_id:<16} {r.status:<8}{' (done before)' if r.skipped else ''}"
+        if r.error:
+            line += f"  {r.error.get('notebook')} cell {r.error.get('cell_index')}: " \
+                    f"{r.error.get('ename')}: " \
+                    f"{(str(r.error.get('evalue') or '').splitlines() or [''])[0]}"
+        print(line)
+    print(f"sweep directory: {result.sweep_dir} (sweep.json, results.nc, results.csv)")
+    return result.exit_code
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``asiclab`` command."""
     parser = argparse.ArgumentParser(prog="asiclab", description=__doc__,
@@ -278,6 +312,28 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--skip-damaged", action="store_true",
                      help="skip damaged records in the middle of the journal instead of stopping")
     rec.set_defaults(func=_cmd_recover)
+
+    swp = sub.add_parser(
+        "sweep", help="run notebooks over a parameter grid on dask.distributed",
+        formatter_class=argparse.RawDescriptionHelpFormatter, description=_sweep_help())
+    swp.add_argument("--grid", required=True, help="grid YAML file (format above)")
+    swp.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786",
+                     help="an existing dask scheduler (default: a LocalCluster on this machine)")
+    swp.add_argument("--workers", type=int, default=None,
+                     help="LocalCluster worker processes (default: one per CPU core)")
+    swp.add_argument("--sweep-id", default=None,
+                     help="name of the sweep directory (default: the grid file's stem); "
+                          "the same id continues a sweep, skipping completed runs")
+    swp.add_argument("--runs-dir", default=None,
+                     help="sweeps go to RUNS_DIR/sweeps/ (default $ASICLAB_RUNS_DIR or "
+                          "papermill_runs/)")
+    swp.add_argument("--notebooks-dir", default=None, help="where the notebooks are")
+    swp.add_argument("--retries", type=int, default=2,
+                     help="retries of a task that raised (a failing notebook is a result, "
+                          "not retried) (default 2)")
+    swp.add_argument("--dry-run", action="store_true", help="print the runs and stop")
+    swp.add_argument("--no-progress", action="store_true", help="no progress bar")
+    swp.set_defaults(func=_cmd_sweep)
 
     nbs = sub.add_parser("notebooks", help="list the notebooks")
     nbs.set_defaults(func=_cmd_notebooks)
