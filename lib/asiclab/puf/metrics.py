@@ -355,7 +355,12 @@ def continuous_uniqueness(intra: Any, inter: Any) -> float:
 
 
 def decidability(intra: Any, inter: Any) -> float:
-    """Daugman's decidability d' of intra vs inter distances [1] (DOI 10.1016/S0031-3203(02)00030-4)."""
+    """Daugman's decidability d' of intra vs inter distances [1].
+
+    References
+    ----------
+    Daugman (2003), DOI 10.1016/S0031-3203(02)00030-4.
+    """
     a = np.asarray(intra, float).ravel()
     b = np.asarray(inter, float).ravel()
     if a.size < 2 or b.size < 2:
