@@ -50,7 +50,7 @@ def test_parallel_fleet_equals_serial():
 
 def test_control_fleet_is_indistinguishable_at_every_challenge(fleets):
     _, ctl = fleets
-    tab, res = evaluate.evaluate_fleet(responses_from_capture(ctl), n_enroll=2, n_boot=200)
+    _, res = evaluate.evaluate_fleet(responses_from_capture(ctl), n_enroll=2, n_boot=200)
     for v, c in res.items():
         if c.mean_events == 0:  # every identical chip is dead: nothing to compare
             continue

@@ -43,8 +43,8 @@ def test_binary_metrics_match_the_written_out_formulas():
     reps = _bits(2, (7, 5, 64), 0.5)
     np.testing.assert_allclose(m.uniformity(R), [_loop_uniformity(r) for r in R])
     np.testing.assert_allclose(m.bit_aliasing(R),
-                               [100.0 * sum(int(R[i, l]) for i in range(7)) / 7
-                                for l in range(64)])
+                               [100.0 * sum(int(R[i, b]) for i in range(7)) / 7
+                                for b in range(64)])
     assert m.uniqueness(R) == pytest.approx(_loop_uniqueness(R.tolist()))
     np.testing.assert_allclose(m.reliability(R, reps),
                                [_loop_reliability(R[i], reps[i]) for i in range(7)])
@@ -136,7 +136,7 @@ def test_eer_matches_loop_and_limits():
     same = rng.normal(size=4000)
     assert m.eer(same[:2000], same[2000:]) == pytest.approx(0.5, abs=0.03)
     assert m.eer([1.0, 1.0], [1.0, 1.0]) == 0.5  # all tied: no information
-    t, far, frr = m.far_frr(g, i)
+    _, far, frr = m.far_frr(g, i)
     assert np.all(np.diff(far) >= 0) and np.all(np.diff(frr) <= 0)
 
 
