@@ -13,6 +13,13 @@ voltage in order (dwell ``dwell_s`` after ``settle_s``), so that every challenge
 ``n_captures`` times in the same thermal context on every chip. One capture dataset per fleet,
 device names ``sim-BM1366-seed<s>`` (``-novar`` for the control). Chips are simulated in parallel
 across processes (:class:`concurrent.futures.ProcessPoolExecutor`) when ``workers > 1``.
+
+Real or emulated devices run the same schedule through the live sweep code:
+:func:`live_plan` makes the :class:`~asiclab.capture.live.SweepPlan` (checked against the safety
+envelope) and :func:`capture_live_fleet` runs :func:`asiclab.capture.live.run_live_capture` on
+each device in turn and joins the captures into one fleet dataset with the device names; the
+result goes to :mod:`asiclab.puf.evaluate` like a simulated fleet (or is saved and given to the
+notebook with ``source = "file"``).
 """
 
 from __future__ import annotations
@@ -31,7 +38,8 @@ from asiclab import dataset
 from asiclab.devices.simulated import ChipModelParams, simulate_sweep
 from asiclab.puf._errors import PufInputError
 
-__all__ = ["VARIATION_FIELDS", "no_variation", "schedule", "simulate_fleet"]
+__all__ = ["VARIATION_FIELDS", "capture_live_fleet", "live_plan", "no_variation", "schedule",
+           "simulate_fleet"]
 
 #: The chip-to-chip and core-to-core variation constants of the model; zero in the control.
 VARIATION_FIELDS = ("edge_sd_mV", "core_sd_mV", "speed_sd")
@@ -146,3 +154,105 @@ def simulate_fleet(n_chips: int, challenges_mV: Sequence[float], *, n_captures: 
         "puf_fleet": json.dumps(meta, sort_keys=True)})
     names = np.array([f"sim-{p.model}{tag}-seed{j[0]}" for j in jobs], dtype=object)
     return fleet.assign(device_name=("device", names, fleet["device_name"].attrs))
+
+
+def live_plan(challenges_mV: Sequence[float], n_captures: int, *, frequency_MHz: float = 485.0,
+              settle_s: float = 30.0, dwell_s: float = 60.0, envelope: Any = None,
+              override: bool = False) -> Any:
+    """The PUF schedule as a live :class:`~asiclab.capture.live.SweepPlan`.
+
+    Parameters
+    ----------
+    challenges_mV : sequence of float
+        Challenge core voltages [mV] (distinct).
+    n_captures : int
+        Rounds over the challenges (>= 2).
+    frequency_MHz, settle_s, dwell_s : float
+        Frequency [MHz], settle and dwell of every point [s] (host clock).
+    envelope : SafetyEnvelope, optional
+        Safety limits (default: the BM1366 lab limits); a point outside is refused unless
+        ``override``.
+    override : bool
+        Accept points outside the envelope.
+
+    Raises
+    ------
+    PufInputError
+        Bad challenges or capture count.
+    asiclab.capture.live.UnsafePlanError
+        A point outside the envelope.
+    """
+    from asiclab.capture import live
+
+    ch = [float(v) for v in challenges_mV]
+    if not ch or len(set(ch)) != len(ch):
+        raise PufInputError("challenges_mV must be a non-empty list of distinct voltages")
+    if isinstance(n_captures, bool) or not isinstance(n_captures, (int, np.integer)) \
+            or n_captures < 2:
+        raise PufInputError(f"n_captures must be an integer >= 2, got {n_captures!r}")
+    pts = tuple(live.SweepPoint(v, float(frequency_MHz), float(settle_s), float(dwell_s))
+                for v in schedule(ch, int(n_captures)))
+    kw: dict[str, Any] = {"override": override}
+    if envelope is not None:
+        kw["envelope"] = envelope
+    return live.SweepPlan(pts, **kw)
+
+
+def capture_live_fleet(devices: Sequence[dict[str, Any]], plan: Any, *, journal_dir: Any,
+                       names: Sequence[str] | None = None, progress: bool = False
+                       ) -> xr.Dataset:
+    """Run one PUF schedule on several live or emulated devices and join the captures.
+
+    Parameters
+    ----------
+    devices : sequence of dict
+        Per device, the keyword arguments of :func:`asiclab.capture.live.run_live_capture`
+        (``mode`` included, e.g. ``{"mode": "serial", "serial_port": "/dev/ttyUSB0",
+        "voltage_setter": ...}``). Devices run one after the other.
+    plan : SweepPlan
+        The schedule (:func:`live_plan`).
+    journal_dir : path-like
+        Folder for the journals (``puf_device<k>.journal``; must not exist yet).
+    names : sequence of str, optional
+        Device names (default: those the captures report).
+    progress : bool
+        tqdm bars of the live captures.
+
+    Returns
+    -------
+    xarray.Dataset
+        One fleet capture, ``attrs["puf_fleet"]`` holding the schedule.
+
+    Raises
+    ------
+    PufInputError
+        Fewer than two devices, names of the wrong length, or mixed source kinds.
+    """
+    from pathlib import Path
+
+    from asiclab.capture import live
+
+    if len(devices) < 2:
+        raise PufInputError("a fleet needs at least two devices")
+    if names is not None and len(names) != len(devices):
+        raise PufInputError("give one name per device")
+    jd = Path(journal_dir)
+    jd.mkdir(parents=True, exist_ok=True)
+    parts = []
+    for k, kw in enumerate(devices):
+        kw = dict(kw)
+        mode = kw.pop("mode")
+        parts.append(live.run_live_capture(mode, plan, journal_path=jd / f"puf_device{k}.journal",
+                                           progress=progress, **kw))
+    kinds = {str(p.attrs.get("source_kind")) for p in parts}
+    if len(kinds) > 1:
+        raise PufInputError(f"the devices gave captures of different source kinds "
+                            f"{sorted(kinds)}: evaluate hardware and emulated fleets apart")
+    attrs = {"title": f"PUF fleet of {len(parts)} devices (live sweeps)",
+             "puf_fleet": json.dumps({"variation": None, "schedule": plan.to_dict(),
+                                      "devices": len(parts)}, sort_keys=True)}
+    out = dataset.concat_captures(parts, attrs=attrs)
+    if names is not None:
+        out = out.assign(device_name=("device", np.array(list(names), dtype=object),
+                                      out["device_name"].attrs))
+    return out
