@@ -56,7 +56,9 @@ def test_control_fleet_is_indistinguishable_at_every_challenge(fleets):
             continue
         assert c.eer_ci[0] <= 0.5 <= c.eer_ci[1] or c.eer > 0.3, (v, c.eer, c.eer_ci)
         assert c.ident.p_value > 0.001, (v, c.ident)  # at chance
-        assert abs(c.continuous_uniqueness) < 0.06, (v, c.continuous_uniqueness)
+        # shared droops make the near-edge distances noisy: +-0.12 over seeds in the control,
+        # against 0.5-0.75 for the varied fleet at the same challenge
+        assert abs(c.continuous_uniqueness) < 0.15, (v, c.continuous_uniqueness)
     pw = evaluate.pairwise_tests(responses_from_capture(ctl).at(EDGE))
     assert pw["separated"].mean() <= 0.1
 
