@@ -99,3 +99,14 @@ def test_events_needed_rule():
     assert evaluate.events_needed(c, max_eer=0.05) == 5000
     assert evaluate.events_needed(c, max_eer=0.1) == 100
     assert np.isnan(evaluate.events_needed(c, max_eer=0.001))
+
+
+def test_rate_only_baseline_and_bad_feature_name(fleets):
+    var, _ = fleets
+    r = responses_from_capture(var).at(EDGE)
+    rate = evaluate.evaluate_challenge(r, n_enroll=2, n_boot=20, features="rate_only")
+    full = evaluate.evaluate_challenge(r, n_enroll=2, n_boot=20)
+    assert r.vectors(features="rate_only").shape == (len(r), 2)
+    assert full.eer <= rate.eer  # the per-core pattern adds to what the rate alone gives
+    with pytest.raises(PufInputError):
+        r.vectors(features="spectrum")

@@ -107,8 +107,8 @@ def _split(r: Responses, n_enroll: int) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 
 def evaluate_challenge(r: Responses, *, n_enroll: int = 2, n_boot: int = 500, seed: int = 0,
-                       include_errors: bool = True, rule: str = "chip_median"
-                       ) -> ChallengeResult:
+                       include_errors: bool = True, rule: str = "chip_median",
+                       features: str = "per_core") -> ChallengeResult:
     """Enrollment, verification, identification and binary metrics at one challenge.
 
     Parameters
@@ -125,6 +125,8 @@ def evaluate_challenge(r: Responses, *, n_enroll: int = 2, n_boot: int = 500, se
         Use the per-core hardware-error counts as well as the hits.
     rule : {"chip_median", "fleet_median"}
         Binarisation rule (:func:`asiclab.puf.responses.binarise`).
+    features : {"per_core", "rate_only"}
+        Continuous response (:meth:`Responses.vectors`); ``rate_only`` is the rate baseline.
 
     Raises
     ------
@@ -134,7 +136,7 @@ def evaluate_challenge(r: Responses, *, n_enroll: int = 2, n_boot: int = 500, se
     if len(r.challenges) != 1:
         raise PufInputError(f"evaluate_challenge needs one challenge, got {r.challenges}")
     devs, enr, prb = _split(r, n_enroll)
-    X = r.vectors(include_errors=include_errors)
+    X = r.vectors(include_errors=include_errors, features=features)
     col = {int(d): k for k, d in enumerate(devs)}
     templates = np.stack([X[enr & (r.device == d)].mean(axis=0) for d in devs])
     D = metrics.distances(X[prb], templates)

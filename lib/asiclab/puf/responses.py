@@ -245,11 +245,28 @@ class Responses:
                                 + f"; challenges: {[c[0] for c in self.challenges]}")
         return self.select(m)
 
-    def vectors(self, *, include_errors: bool = True) -> np.ndarray:
-        """The continuous response vectors (Anscombe of the per-core counts), one row each."""
-        parts = [anscombe(self.hits)]
+    def vectors(self, *, include_errors: bool = True, features: str = "per_core"
+                ) -> np.ndarray:
+        """The continuous response vectors, one row per capture.
+
+        Parameters
+        ----------
+        include_errors : bool
+            Append the hardware-error counts to the valid hits.
+        features : {"per_core", "rate_only"}
+            ``per_core``: Anscombe of every per-core count (the response);
+            ``rate_only``: Anscombe of the chip totals only (a baseline showing how much of the
+            separation the event rate alone gives, without any per-core pattern).
+        """
+        if features == "per_core":
+            h, e = self.hits, self.errors
+        elif features == "rate_only":
+            h, e = self.hits.sum(1, keepdims=True), self.errors.sum(1, keepdims=True)
+        else:
+            raise PufInputError(f"features must be 'per_core' or 'rate_only', got {features!r}")
+        parts = [anscombe(h)]
         if include_errors:
-            parts.append(anscombe(self.errors))
+            parts.append(anscombe(e))
         return np.concatenate(parts, axis=1)
 
 

@@ -139,6 +139,10 @@ def evaluate_capture(ds: xr.Dataset, p: dict[str, Any], label: str) -> FleetEval
                                     seed=p["seed"])
         sep_frac[v] = float(t["separated"].mean())
     table["pairs_separated_frac"] = table["voltage_mV"].map(sep_frac)
+    rate_eer = {v: evaluate.evaluate_challenge(r.at(v, fr), n_enroll=p["n_enroll"], n_boot=1,
+                                               seed=p["seed"], features="rate_only").eer
+                for v, fr in r.challenges}  # baseline: the event rate alone
+    table["eer_rate_only"] = table["voltage_mV"].map(rate_eer)
     pw = evaluate.pairwise_tests(re, n_perm=p["n_perm"], alpha=p["alpha"], seed=p["seed"])
     try:
         w = evaluate.fleet_witness(re, n_enroll=p["n_enroll"])
@@ -286,7 +290,9 @@ def record_results(run_: PufRun, p: dict[str, Any]) -> list[dict[str, Any]]:
     out.append(results.record(
         "puf_eer_edge", e.eer, "1", list(e.eer_ci), claim=claim, verdict=verdict(run_),
         note=f"equal error rate of nearest-template verification (Anscombe per-core hit and "
-             f"error counts), 95 % bootstrap CI over probes; {src}; "
+             f"error counts), 95 % bootstrap CI over probes; {src}; rate-only baseline EER "
+             f"{float(f.table.set_index('voltage_mV').loc[f.edge_mV, 'eer_rate_only']):.3f} "
+             f"(chip totals only: how much the rate alone separates); "
              + witness_text(f)))
     out.append(results.record(
         "puf_eer_nominal", n.eer, "1", list(n.eer_ci),
