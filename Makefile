@@ -16,6 +16,8 @@ all: test
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# PUF metric cross-check (tests/puf): pypuf 3.2.1 pins tensorflow 2.4, so --no-deps; optional
+	-$(BIN)/python -m pip install --quiet --no-deps pypuf==3.2.1
 	$(BIN)/python -m ipykernel install --sys-prefix --name asiclab --display-name "Python (asiclab)" >/dev/null
 	@touch $(STAMP)
 
