@@ -233,3 +233,34 @@ def test_real_lv06_payload_drive(tmp_path):
     assert ds.sizes["op"] == 30
     F = features.step_features(ds)
     assert F["n_valid"].sum() > 30, "expect ~0.4 shares/s at difficulty 256 and 485 MHz"
+
+
+def test_axeos_source_code_path_against_the_emulated_firmware(tmp_path):
+    """The 'axeos' path (AxeOS read-back, stratum+axeos capture) with the emulated LV06 as the
+    miner: no PATCH, no restart, the miner's own set point recorded, labelled emulated."""
+    import socket
+
+    from asiclab.devices.emulated_axeos import AxeOSEmulator, ChipHandle
+    from asiclab.devices.emulated_lv06 import EmulatedLV06
+    from asiclab.devices.simulated import SimulatedChip
+
+    chip = SimulatedChip(8, ticket_difficulty=8.0)
+    chip.set_operating_point(1180.0, 500.0)
+    handle = ChipHandle(chip)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with AxeOSEmulator(handle) as fw:
+        miner = EmulatedLV06("127.0.0.1", port, chip=handle, seed=8)
+        with miner.thread(duration_s=60):
+            u = task.generate(20, seed=9).u
+            ds = driver.drive(u, "payload", source="axeos", step_s=0.4, miner_url=fw.url,
+                              listen_port=port, difficulty_scale=2.0**-20,
+                              journal_path=tmp_path / "a.journal")
+            miner.stop()
+        assert fw.restart_count == 0
+    assert ds.attrs["source_kind"] == "emulated" and ds.attrs["settings_restored"] == 1
+    assert ds.sizes["op"] == 20
+    np.testing.assert_array_equal(ds["op_voltage_set"].values, 1180.0)
+    np.testing.assert_array_equal(ds["op_frequency_set"].values, 500.0)
+    assert features.step_features(ds)["n_valid"].sum() > 20
