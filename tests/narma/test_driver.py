@@ -178,7 +178,15 @@ def test_emulated_lv06_payload_drive_puts_each_input_in_its_steps_jobs(tmp_path)
     assert not valid[stale].any()
     for i in np.flatnonzero(stale & (k_ev > 0)):
         assert int(ds["job_id"].values[i], 16) < int(ds["narma_job_id"].values[k_ev[i]], 16)
+    # the BM1366 core id comes from the nonce, as the emulator (and the chip) put it there
+    from asiclab.devices.emulated_lv06 import core_of_nonce
+
+    ok = ds["nonce"].values >= 0
+    assert [core_of_nonce(int(n)) for n in ds["nonce"].values[ok]] == \
+        ds["core_id"].values[ok].tolist()
+    assert "core_id_note" in ds.attrs
     F = features.step_features(ds)
+    assert F[[f"core_group_{g}" for g in range(4)]].to_numpy().sum() == in_step.sum()
     np.testing.assert_array_equal(F["n_valid"].values, np.bincount(k_ev[in_step],
                                                                    minlength=24))
     np.testing.assert_array_equal(

@@ -431,6 +431,34 @@ def drive_serial(u: Any, encoding: Encoding, *, step_s: float, serial_port: str 
     return ds
 
 
+def _bm1366_cores(ds: xr.Dataset) -> xr.Dataset:
+    """Fill the core id of BM1366 Stratum shares from their nonce.
+
+    The capture server does not know which core found a share (``core_id = -1``), but a
+    BM1366 writes it into the nonce: with ``nonce_h`` the big-endian value of the header's
+    nonce bytes, ``core = (nonce_h >> 25) & 0x7F`` (``protocols.md``;
+    :func:`asiclab.devices.emulated_lv06.core_of_nonce`), so the per-core features of
+    :func:`asiclab.narma.features.step_features` see the cores. Only events of devices whose
+    model is ``BM1366`` and whose core id is unknown are filled; the attribute
+    ``core_id_note`` says so.
+    """
+    if ds.sizes.get("event", 0) == 0 or "device_model" not in ds:
+        return ds
+    models = np.asarray(ds["device_model"].values).astype(str)
+    core = np.asarray(ds["core_id"].values).copy()
+    nonce = np.asarray(ds["nonce"].values, np.int64)
+    fill = np.isin(np.asarray(ds["device_index"].values), np.flatnonzero(models == "BM1366")) \
+        & (core < 0) & (nonce >= 0) & (nonce <= 0xFFFFFFFF)
+    if not fill.any():
+        return ds
+    # the submitted value is the u32 of the big-endian hex; the header holds it little-endian
+    core[fill] = (nonce[fill].astype(np.uint32).byteswap() >> 25) & 0x7F
+    ds = ds.assign(core_id=("event", core.astype(ds["core_id"].dtype), ds["core_id"].attrs))
+    ds.attrs["core_id_note"] = ("core_id of BM1366 shares derived from the nonce: "
+                                "(byteswap32(nonce) >> 25) & 0x7F")
+    return ds
+
+
 #: Largest share difficulty the emulated LV06 can search for at the step rate [1].
 _EMULATOR_MAX_DIFFICULTY = 2.0**-12
 
@@ -569,7 +597,7 @@ def drive_stratum(u: Any, encoding: Encoding, *, source: str = "emulated", step_
     if len(steps) != u.size:
         raise EncodingError(f"the journal records {len(steps)} job switches for {u.size} "
                             "steps")
-    ds = _narma_vars(ds, u, settings)
+    ds = _narma_vars(_bm1366_cores(ds), u, settings)
     ds = ds.assign(narma_job_id=("op", np.array([str(n["job_id"]) for n in steps],
                                                 dtype=object),
                                  {"units": "1", "long_name": "id of the job this step issued "
