@@ -564,3 +564,21 @@ def test_declared_source_kind_labels_unknown_agents(tmp_path: Path) -> None:
         kinds[declared] = (ds.attrs["source_kind"], ds.device_source_kind.values.tolist())
     assert kinds[None] == ("unknown", ["unknown"])
     assert kinds["hardware"] == ("hardware", ["hardware"])
+
+
+def test_stratum_step_points_are_checked_and_refused_by_the_serial_mode(tmp_path: Path) -> None:
+    with pytest.raises(live.LiveError, match="payload must be bytes"):
+        live.SweepPoint(1200.0, 485.0, payload="text")  # type: ignore[arg-type]
+    with pytest.raises(live.LiveError, match="difficulty"):
+        live.SweepPoint(1200.0, 485.0, difficulty=-1.0)
+    pt = live.SweepPoint(1200.0, 485.0, 0.0, 1.0, payload=bytearray(b"\x01"), difficulty=2.0)
+    assert pt.stratum_step and pt.payload == b"\x01"
+    assert not live.SweepPoint(1200.0, 485.0).stratum_step
+    plan = live.SweepPlan((pt,))
+    assert plan.to_dict()["points"][0]["payload"] == "01"
+    with pytest.raises(live.LiveError, match="Stratum"):
+        live.run_live_capture("serial", plan, journal_path=tmp_path / "s.journal",
+                         serial_port="emulated", progress=False)
+    with pytest.raises(live.LiveError, match="emulator_options"):
+        live.run_live_capture("cpu", plan, journal_path=tmp_path / "c.journal", progress=False,
+                         emulator_options={"ticket_per_pool": 1.0})

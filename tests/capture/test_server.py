@@ -891,3 +891,53 @@ def test_lines_waiting_for_the_rate_limit_are_judged_as_of_their_receipt(tmp_pat
     run(main())
     codes = recover(path)["error_code"].values.tolist()
     assert codes[:200] == [0] * 200 and codes[200:] == [21] * 5
+
+
+def test_step_switches_difficulty_and_job_together_from_another_thread(tmp_path: Path) -> None:
+    path = tmp_path / "step.journal"
+    d0, d1 = 2.0**-20, 2.0**-14
+
+    async def main(srv: ThreadedCaptureServer) -> None:
+        client = await StratumClient("127.0.0.1", srv.port, worker="w",
+                                     suggest_difficulty=d0).connect()
+        await wait_until(lambda: client.job is not None and client.job.difficulty == d0)
+        old = client.job
+        assert old is not None
+        held = share_for(client, old, 1)  # found at d0, sent after the step: stale
+        assert (await client.submit(old.job_id, *share_for(client, old, 2))).accepted
+        jid = await asyncio.to_thread(srv.step, b"step-1", d1)  # the thread-safe API
+        await wait_until(lambda: client.job is not None and client.job.job_id == jid)
+        job = client.job
+        assert job is not None and job.clean and job.difficulty == d1
+        assert b"step-1".hex() in job.coinb2
+        assert (await client.submit(old.job_id, *held)).error_code == 21
+        # a share meeting d0 but not d1 on the new job is judged at d1
+        for e in range(3, 1000):
+            low = share_for(client, job, e, difficulty=d0)
+            head = job.header_prefix(client.extranonce1, bytes.fromhex(low[0]), 0)
+            if not mining.meets_difficulty(mining.sha256d(
+                    head + int(low[2], 16).to_bytes(4, "little")), d1):
+                break
+        assert (await client.submit(job.job_id, *low)).error_code == 23
+        assert (await client.submit(job.job_id, *share_for(client, job, 1 << 17))).accepted
+        # a timer job keeps the step's payload
+        await wait_until(lambda: client.job is not None and client.job.job_id != jid)
+        assert client.job is not None and not client.job.clean
+        assert b"step-1".hex() in client.job.coinb2
+        await client.close()
+        with pytest.raises(StratumError, match="difficulty"):
+            srv.step(b"x", -1.0)
+
+    with ThreadedCaptureServer(path, job_interval_s=0.3) as srv:
+        run(main(srv))
+    ds = recover(path)
+    assert ds["valid"].values.tolist() == [True, False, False, True]
+    assert ds["error_code"].values.tolist() == [0, 21, 23, 0]
+    # a stale share has no job: it is recorded at the connection's difficulty
+    np.testing.assert_array_equal(ds["pool_difficulty"].values, [d0, d1, d1, d1])
+    jobs = {j["job_id"]: j for j in read_jobs(path)}
+    assert [jobs[j]["payload"] for j in ds["job_id"].values.tolist()] == \
+        [None, None, b"step-1".hex(), b"step-1".hex()]
+    step_job = int(ds["job_id"].values[-1], 16)
+    later = [j for j in read_jobs(path) if int(j["job_id"], 16) > step_job]
+    assert later and all(j["payload"] == b"step-1".hex() for j in later)

@@ -202,3 +202,29 @@ def test_runs_in_a_thread(tmp_path: Path) -> None:
                 pass
         assert t.result.accepted == 6
     assert srv.to_dataset().sizes["event"] == 6
+
+
+def test_ticket_difficulty_follows_the_pool_difficulty(tmp_path: Path) -> None:
+    import time
+
+    from asiclab.capture.server import ThreadedCaptureServer
+
+    with pytest.raises(EmulatorError, match="ticket_per_pool"):
+        EmulatedLV06("127.0.0.1", 1, chip=SimulatedChip(1), ticket_per_pool=0.0)
+    with pytest.raises(EmulatorError, match="set_ticket_difficulty"):
+        EmulatedLV06("127.0.0.1", 1, chip=ScriptedChip([]), ticket_per_pool=1.0)
+    chip = SimulatedChip(2, ticket_difficulty=256.0)
+    with ThreadedCaptureServer(tmp_path / "f.journal", job_interval_s=None) as srv:
+        emu = EmulatedLV06("127.0.0.1", srv.port, chip=chip, ticket_per_pool=2.0**23)
+        with emu.thread(duration_s=20) as t:
+            deadline = time.monotonic() + 10
+            while chip.ticket_difficulty != 8.0 and time.monotonic() < deadline:
+                time.sleep(0.01)  # the suggested 2**-20 sets ticket 8
+            assert chip.ticket_difficulty == 8.0
+            srv.step(b"x", 2.0**-18)
+            while chip.ticket_difficulty != 32.0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert chip.ticket_difficulty == 32.0
+            assert emu.handle.stats()["pool_difficulty"] == 2.0**-18
+            emu.stop()
+        assert t.error is None

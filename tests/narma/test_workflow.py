@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from asiclab import params, results
-from asiclab.narma import workflow
+from asiclab.narma import driver, workflow
 from asiclab.narma._errors import EncodingError, NarmaInputError
 
 BASE = dict(
@@ -19,7 +19,7 @@ BASE = dict(
     mc_max_delay=5, n_null=3, n_boot=100, block=25, alpha=0.05,
     consistency_initial_temperature_C=40.0, step_sweep_s=[2.0], sweep_steps=400,
     sweep_encodings=["frequency"],
-    time_scale=20.0, serial_port="", n_seeds=2)
+    time_scale=20.0, serial_port="", n_seeds=2, miner_url="", listen_host="")
 
 
 @pytest.fixture
@@ -89,6 +89,18 @@ def test_live_drive_with_a_history_keeps_only_the_recorded_steps(p):
     assert ds["op_index"].values.max() <= 3
     with pytest.raises(EncodingError, match="payload"):
         workflow._drive(q, u, workflow.encoding_of(q, "payload"), step_s=0.2)
+
+
+def test_emulated_lv06_source_drives_the_payload_through_the_capture_server(p):
+    q = {**p, "source": "emulated", "time_scale": 1.0}
+    u = np.array([0.1, 0.4, 0.2, 0.3])
+    ds = workflow._drive(q, u, workflow.encoding_of(q, "payload"), step_s=0.3,
+                         prehistory=np.array([0.5, 0.0]))
+    assert ds.attrs["source_kind"] == "emulated" and ds.sizes["op"] == 4
+    assert list(ds["narma_payload"].values) == [driver.payload_extranonce2(x) for x in u]
+    assert ds["op_index"].values.max() <= 3
+    with pytest.raises(EncodingError, match="restart"):
+        workflow._drive(q, u, workflow.encoding_of(q, "voltage"), step_s=0.3)
 
 
 def test_every_figure_is_labelled_and_saved(p):

@@ -39,6 +39,16 @@ Modes (:func:`run_live_capture`)
     :class:`~asiclab.devices.emulated_bm1366.EmulatedBM1366` on a pseudo-terminal (labelled
     ``emulated``).
 
+Stratum steps
+-------------
+A :class:`SweepPoint` may also carry a job ``payload`` and/or a share ``difficulty`` (Stratum
+modes): at the point's start the capture server switches every miner to a fresh clean job with
+that payload and difficulty in one call
+(:meth:`~asiclab.capture.server.StratumCaptureServer.step`), and the voltage / frequency are
+changed only if they differ from the set point in force, so a run of such steps never restarts
+an AxeOS miner (the input encodings of :mod:`asiclab.narma.driver`). The safety envelope,
+restore-on-exit, journal and interruption handling are the same as for any sweep.
+
 Times
 -----
 ``settle_s`` and ``dwell_s`` are host (wall-clock) seconds, the clock of every timestamp in the
@@ -178,14 +188,44 @@ class SweepPoint:
         ``op_index = -1``).
     dwell_s : float
         Length of the point's window [s] (host clock).
+    payload : bytes, optional
+        Stratum modes: experiment payload of the job issued at the start of the point (in the
+        coinbase, so it changes every header; see
+        :meth:`asiclab.capture.server.StratumCaptureServer.step`).
+    difficulty : float, optional
+        Stratum modes: share difficulty given to every miner at the start of the point [1].
+
+    Notes
+    -----
+    A point with a ``payload`` or a ``difficulty`` is a *Stratum step*: at its start the
+    capture server switches every miner to a fresh clean job (and the new difficulty) in one
+    call, so shares of the previous job received later are recorded as stale (error 21). Its
+    voltage and frequency are applied only if they differ from the set point in force (the
+    miner's original one, read at the start, or the last applied): a run of Stratum steps at
+    one operating point never PATCHes or restarts an AxeOS miner. The serial mode refuses
+    Stratum steps.
     """
 
     voltage_mV: float
     frequency_MHz: float
     settle_s: float = 0.0
     dwell_s: float = 60.0
+    payload: bytes | None = None
+    difficulty: float | None = None
+
+    @property
+    def stratum_step(self) -> bool:
+        """True if the point sets a job payload or a share difficulty."""
+        return self.payload is not None or self.difficulty is not None
 
     def __post_init__(self) -> None:
+        if self.payload is not None:
+            if not isinstance(self.payload, bytes | bytearray):
+                raise LiveError(f"payload must be bytes, got {type(self.payload).__name__}")
+            object.__setattr__(self, "payload", bytes(self.payload))
+        if self.difficulty is not None:
+            object.__setattr__(self, "difficulty", _finite("difficulty", self.difficulty,
+                                                           positive=True))
         object.__setattr__(self, "voltage_mV", _finite("voltage_mV", self.voltage_mV,
                                                        positive=True))
         object.__setattr__(self, "frequency_MHz", _finite("frequency_MHz", self.frequency_MHz,
@@ -285,7 +325,11 @@ class SweepPlan:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description (stored in the capture's ``parameters``)."""
         e = self.envelope
-        return {"points": [dataclasses.asdict(p) for p in self.points],
+        pts = [dataclasses.asdict(p) for p in self.points]
+        for d in pts:
+            if d["payload"] is not None:
+                d["payload"] = d["payload"].hex()
+        return {"points": pts,
                 "envelope": {"voltage_mV": list(e.voltage_mV),
                              "frequency_MHz": list(e.frequency_MHz),
                              "max_temperature_C": e.max_temperature_C},
@@ -537,8 +581,12 @@ class _StratumBackend(_Backend):
                  confirm_interval_s: float, time_scale: float, seed: int | None, chip: Any,
                  restart_delay_s: float, cpu_process: bool, fsync: bool,
                  max_line_rate: float = 100.0, job_interval_s: float = 30.0,
-                 declared_kind: str | None = None) -> None:
+                 declared_kind: str | None = None,
+                 emulator_options: Mapping[str, Any] | None = None) -> None:
         self.mode = mode
+        self.emulator_options = dict(emulator_options or {})
+        self.in_force: tuple[float, float] | None = None
+        self.last_job: str | None = None
         self.max_line_rate = max_line_rate
         self.job_interval_s = job_interval_s
         self.declared_kind = declared_kind
@@ -643,7 +691,7 @@ class _StratumBackend(_Backend):
             self.miner = EmulatedLV06("127.0.0.1", self.server.port, chip=self.handle,
                                       seed=self.seed or 0, worker=self.worker,
                                       suggest_difficulty=EMULATOR_DIFFICULTY,
-                                      time_scale=self.time_scale)
+                                      time_scale=self.time_scale, **self.emulator_options)
             self.miner_thread = self.miner.thread().start()
         elif self.mode == "cpu":
             from asiclab.devices.cpu_miner import CPUMiner
@@ -662,6 +710,8 @@ class _StratumBackend(_Backend):
                                     confirm_timeout_s=self.confirm_timeout_s)
             self.guard.__enter__()
             assert self.guard.original is not None
+            self.in_force = (self.guard.original.core_voltage_mV,
+                             self.guard.original.frequency_MHz)
             self.journal.set_attrs(
                 original_frequency_MHz=self.guard.original.frequency_MHz,
                 original_voltage_mV=self.guard.original.core_voltage_mV)
@@ -722,11 +772,18 @@ class _StratumBackend(_Backend):
         return sorted({self.dev, *(i for i, n in enumerate(names) if n != UNATTRIBUTED)})
 
     def apply(self, point: SweepPoint, override: bool) -> tuple[float, float]:
+        vf = (point.voltage_mV, point.frequency_MHz)
         if self.guard is None:
-            return math.nan, math.nan  # no control: a time window (S9, any miner, CPU)
-        self.guard.set_operating_point(frequency_MHz=point.frequency_MHz,
-                                       core_voltage_mV=point.voltage_mV, override=override)
-        return point.voltage_mV, point.frequency_MHz
+            vf = (math.nan, math.nan)  # no control: a time window (S9, any miner, CPU)
+        elif not (point.stratum_step and self.in_force is not None
+                  and abs(vf[0] - self.in_force[0]) <= 0.5
+                  and abs(vf[1] - self.in_force[1]) <= 0.5):
+            self.guard.set_operating_point(frequency_MHz=point.frequency_MHz,
+                                           core_voltage_mV=point.voltage_mV, override=override)
+            self.in_force = vf
+        if point.stratum_step:  # job and difficulty switch together, after any restart
+            self.last_job = self.server.step(point.payload, point.difficulty)
+        return vf
 
     def service(self, timeout_s: float) -> None:
         time.sleep(max(timeout_s, 0.0))
@@ -825,6 +882,9 @@ class _SerialBackend(_Backend):
         self.emulated = serial_port == "emulated"
         self.time_scale = time_scale if self.emulated else 1.0
         self.source_kind = "emulated" if self.emulated else (source_kind or "hardware")
+        if any(p.stratum_step for p in plan):
+            raise LiveError("serial mode has no Stratum jobs: a plan point with a payload or a "
+                            "difficulty needs a Stratum mode")
         voltages = {p.voltage_mV for p in plan}
         if not self.emulated and voltage_setter is None and len(voltages) > 1:
             raise LiveError(
@@ -1161,6 +1221,7 @@ def run_live_capture(
     fsync: bool = False,
     title: str | None = None,
     parameters: Mapping[str, Any] | None = None,
+    emulator_options: Mapping[str, Any] | None = None,
 ) -> xr.Dataset:
     """Run a sweep on a live (or emulated) miner and return the capture dataset.
 
@@ -1242,6 +1303,9 @@ def run_live_capture(
         Title attribute.
     parameters : mapping, optional
         Extra entries for the ``parameters`` attribute.
+    emulator_options : mapping, optional
+        ``emulated``: extra keyword arguments of
+        :class:`~asiclab.devices.emulated_lv06.EmulatedLV06` (e.g. ``ticket_per_pool``).
 
     Returns
     -------
@@ -1296,6 +1360,8 @@ def run_live_capture(
                         "'emulated')")
     if mode in ("emulated", "cpu") and miner_url:
         raise LiveError(f"{mode} mode starts its own miner; miner_url must be empty")
+    if emulator_options and mode != "emulated":
+        raise LiveError("emulator_options apply to the emulated mode only")
     if mode == "serial":
         backend: _Backend = _SerialBackend(
             plan, serial_port=serial_port, voltage_setter=voltage_setter,
@@ -1314,7 +1380,7 @@ def run_live_capture(
             time_scale=ts, seed=seed, chip=chip, restart_delay_s=restart_delay_s,
             cpu_process=cpu_process, fsync=fsync, max_line_rate=max_line_rate,
             job_interval_s=30.0 if job_interval_s is None else job_interval_s,
-            declared_kind=source_kind)
+            declared_kind=source_kind, emulator_options=emulator_options)
     callbacks: list[Callable[[LiveStatus], Any]] = []
     if callable(on_update):
         callbacks.append(on_update)
@@ -1336,6 +1402,8 @@ def run_live_capture(
         "serial_port": serial_port, "time_scale": ts, "seed": seed,
         "source_kind": source_kind,
     }
+    if emulator_options:
+        params["emulator_options"] = dict(emulator_options)
     if mode != "serial":
         params["server"] = {"max_requests_per_s": float(max_line_rate),
                             "job_interval_s": float(backend.job_interval_s)}

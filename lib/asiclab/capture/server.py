@@ -39,6 +39,10 @@ error 21). ``new_job(payload=b"...")`` puts an experiment payload into the coinb
 ``OP_RETURN`` output in ``coinb2``), so it changes the Merkle root and hence every header the
 miners hash; the journal's job records (:func:`asiclab.capture.journal.read_jobs`) map job ids to
 payloads. A job also rotates by itself once ``max_shares_per_job`` shares were accepted on it.
+Timer jobs and rotations keep the payload of the job they follow, so a payload stays in force
+until the next ``new_job``. :meth:`StratumCaptureServer.step` changes every connection's
+difficulty and issues the next (clean) job in one call, for experiments that change the job
+content or the difficulty step by step (:mod:`asiclab.narma.driver`).
 
 Devices
 -------
@@ -77,6 +81,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -1125,7 +1130,7 @@ class StratumCaptureServer:
     def _rotate_full_job(self, job: _Job) -> None:
         if job is self._current and not self._stopping:
             self.stats["job_rotations"] += 1
-            self.new_job(clean=False)
+            self.new_job(payload=job.payload, clean=False)
 
     def set_difficulty(self, difficulty: float) -> None:
         """Set the share difficulty of every connection (and the default) and resend the job."""
@@ -1135,11 +1140,53 @@ class StratumCaptureServer:
             conn.difficulty = self.difficulty
             conn._resend_current()
 
+    def step(self, payload: bytes | None = None, difficulty: float | None = None, *,
+             clean: bool = True) -> str:
+        """Switch every miner to a new step: difficulty and job together (call in the loop).
+
+        One call, so no share is judged against a mix of the two: the share difficulty of
+        every connection (and the default for miners that connect later) becomes
+        ``difficulty``, then a fresh job carrying ``payload`` goes out; each miner gets
+        ``mining.set_difficulty`` (when it changed) right before the job's ``mining.notify``.
+        With ``clean`` (default) every earlier job is retired at this moment: shares of them
+        received later are recorded as stale (error 21, ``valid = False``), those received
+        before are still judged against their job at the difficulty it was sent with.
+        Unlike :meth:`set_difficulty` (which resends the current job), a share found at the
+        old difficulty is never judged at the new one.
+
+        Parameters
+        ----------
+        payload : bytes, optional
+            Experiment payload of the new job (see :meth:`new_job`); timer jobs and rotations
+            that follow keep it until the next step.
+        difficulty : float, optional
+            New share difficulty [1] (default: unchanged). It overrides earlier
+            ``mining.suggest_difficulty`` requests; a later suggestion (a miner that
+            reconnects) is honoured again when ``accept_suggested_difficulty``.
+        clean : bool
+            ``clean_jobs`` of the new job.
+
+        Returns
+        -------
+        str
+            The new job's id (its journal record holds the payload).
+        """
+        if difficulty is not None:
+            _check_positive("difficulty", difficulty)
+            self.difficulty = float(difficulty)
+            for conn in list(self._conns):
+                conn.difficulty = self.difficulty
+        job_id = self.new_job(payload=payload, clean=clean)
+        self._note("step", {"job_id": job_id, "difficulty": self.difficulty,
+                            "payload": None if payload is None else bytes(payload).hex()})
+        return job_id
+
     async def _job_timer(self) -> None:
         assert self.job_interval_s is not None
         while True:
             await asyncio.sleep(self.job_interval_s)
-            self.new_job(clean=False)
+            cur = self._current
+            self.new_job(payload=None if cur is None else cur.payload, clean=False)
 
     async def _housekeeping(self) -> None:
         while True:
@@ -1266,6 +1313,12 @@ class ThreadedCaptureServer:
     def set_difficulty(self, difficulty: float) -> None:
         """Set every connection's difficulty (see :meth:`StratumCaptureServer.set_difficulty`)."""
         self.call(self.server.set_difficulty, difficulty)
+
+    def step(self, payload: bytes | None = None, difficulty: float | None = None, *,
+             clean: bool = True) -> str:
+        """Difficulty and job of a new step, from any thread (see
+        :meth:`StratumCaptureServer.step`); returns the job id."""
+        return str(self.call(partial(self.server.step, payload, difficulty, clean=clean)))
 
     def capture(self, duration_s: float, *, progress: bool = True) -> dict[str, int]:
         """Let the capture run for ``duration_s`` [s], with a progress bar (notebook helper).

@@ -235,6 +235,13 @@ class EmulatedLV06(StratumMiner):
         Reconnect after a lost connection (as the firmware does) instead of raising.
     difficulty_wait_s : float
         How long to wait after the handshake for a job at an emulable difficulty [s].
+    ticket_per_pool : float, optional
+        Let the model's ticket difficulty follow the pool's: at every job whose difficulty
+        ``d`` differs from the last one the chip model is set to ticket difficulty
+        ``d * ticket_per_pool`` [1]. A real miner submits shares at the rate
+        ``H / (d 2**32)`` of its hashrate ``H`` whatever ``d`` is; the emulator turns every
+        model event into one share (found at the tiny emulation difficulty), so without this
+        (default None) the share rate ignores the pool difficulty.
     """
 
     def __init__(
@@ -253,10 +260,13 @@ class EmulatedLV06(StratumMiner):
         max_search_difficulty: float = 2.0**-12,
         reconnect: bool = True,
         difficulty_wait_s: float = 5.0,
+        ticket_per_pool: float | None = None,
     ) -> None:
         for name, value in (("time_scale", time_scale), ("tick_s", tick_s),
                             ("suggest_difficulty", suggest_difficulty),
-                            ("max_search_difficulty", max_search_difficulty)):
+                            ("max_search_difficulty", max_search_difficulty),
+                            ("ticket_per_pool", 1.0 if ticket_per_pool is None
+                             else ticket_per_pool)):
             if isinstance(value, bool) or not isinstance(value, int | float) or \
                     not math.isfinite(value) or value <= 0:
                 raise EmulatorError(f"{name} must be finite and > 0, got {value!r}")
@@ -277,6 +287,11 @@ class EmulatedLV06(StratumMiner):
         self.max_search_difficulty = float(max_search_difficulty)
         self.reconnect = reconnect
         self.difficulty_wait_s = float(difficulty_wait_s)
+        self.ticket_per_pool = None if ticket_per_pool is None else float(ticket_per_pool)
+        self._ticket_for: float | None = None
+        if self.ticket_per_pool is not None and \
+                not callable(getattr(self.handle.chip, "set_ticket_difficulty", None)):
+            raise EmulatorError("ticket_per_pool needs a chip model with set_ticket_difficulty")
         self.stats = EmulatorStats()
         self._rng = np.random.default_rng([int(seed), 0x5732])
 
@@ -353,6 +368,7 @@ class EmulatedLV06(StratumMiner):
                     max_shares: int | None) -> None:
         await self._wait_for_difficulty(client)
         self.handle.set_pool_difficulty(client.difficulty)
+        self._follow_pool(client)
         tick_ns = int(self.tick_s * 1e9)
         wall0 = time.monotonic_ns()
         with self.handle.lock:
@@ -363,6 +379,7 @@ class EmulatedLV06(StratumMiner):
             if not self.handle.is_online():
                 self.stats.restarts += 1
                 return  # firmware restart: drop the connection, reconnect when back
+            self._follow_pool(client)
             horizon = time.monotonic_ns() + tick_ns
             with self.handle.lock:
                 now_virt = int(self.handle.chip.now_ns)
@@ -388,6 +405,18 @@ class EmulatedLV06(StratumMiner):
                     self._submit(client, share)
             rest = (horizon - time.monotonic_ns()) * 1e-9
             await asyncio.sleep(max(rest, 0.0))
+
+    def _follow_pool(self, client: StratumClient) -> None:
+        """Set the model's ticket difficulty from the current job's (``ticket_per_pool``)."""
+        job = client.job
+        if self.ticket_per_pool is None or job is None or job.difficulty == self._ticket_for:
+            return
+        if not (math.isfinite(job.difficulty) and job.difficulty > 0):
+            return
+        self._ticket_for = job.difficulty
+        with self.handle.lock:
+            self.handle.chip.set_ticket_difficulty(job.difficulty * self.ticket_per_pool)
+        self.handle.set_pool_difficulty(job.difficulty)
 
     def prepare_share(self, client: StratumClient, core_id: int, valid: bool) -> PreparedShare:
         """Turn one model event into a share on the client's current job (a real search).

@@ -21,11 +21,43 @@ Sources (:func:`drive`)
     safety envelope (:class:`asiclab.capture.live.SweepPlan` refuses unsafe steps before
     anything is sent) and its restore-on-exit. Frequency (PLL ramp) and voltage
     (``voltage_setter``; the emulator has one) encodings only.
-``"axeos"`` / ``"emulated"``
-    AxeOS miners (LV06 / Bitaxe, or their emulators): every frequency or voltage change is a
-    PATCH plus a firmware restart (seconds of no hashing), the pool difficulty and the job
-    content are fixed by the capture server for the whole run: every encoding is **refused**
-    with :class:`~asiclab.narma.EncodingError`, never silently slowed down.
+``"emulated"`` / ``"axeos"``
+    Stratum miners mining against the local capture server
+    (:class:`asiclab.capture.server.ThreadedCaptureServer`) through
+    :func:`asiclab.capture.live.run_live_capture` (:func:`drive_stratum`): ``"emulated"`` is
+    the emulated LV06 (:class:`asiclab.devices.emulated_lv06.EmulatedLV06` on loopback, with
+    its AxeOS emulator); ``"axeos"`` a real LV06 / Bitaxe whose pool points at the capture
+    server (``listen_host`` / ``allow_lan``) and whose AxeOS API is ``miner_url``. The live
+    layer's safety envelope, restore-on-exit, journal and Ctrl-C handling apply. Two
+    encodings, both Stratum-side, applied per step by
+    :meth:`~asiclab.capture.server.StratumCaptureServer.step` (difficulty and a fresh clean
+    job in one call):
+
+    * ``payload`` (the paper's): every step's job carries the step's extranonce2-style value
+      as its coinbase payload (``OP_RETURN`` in ``coinb2``), so every header hashed in the
+      step depends on u;
+    * ``difficulty``: every step's job goes out at share difficulty
+      ``setting.difficulty * difficulty_scale``. On the emulator the chip model's ticket
+      difficulty follows it (``setting.difficulty * emulated_ticket_difficulty``), as a
+      real miner's share rate follows the pool difficulty.
+
+    The voltage and frequency are never changed (no PATCH, no restart): the miner runs at
+    the set point it has (the emulated chip is put at the encoding's nominal point first) and
+    that set point is recorded per step. Frequency and voltage encodings are **refused**
+    (:class:`~asiclab.narma.EncodingError`): on AxeOS each change is a PATCH plus a firmware
+    restart (seconds without hashing), which a drive must not silently stretch.
+
+Windows and late shares
+-----------------------
+Every source gives one operating point per step; its window ``[op_t_start_ns, op_t_end_ns)``
+is the step, and an event belongs to the step whose window holds its host receipt time. On
+the Stratum sources a step's window opens right after its job went out, so a share of the
+previous job received after the switch lands in the new step as a stale share
+(``valid = False``, ``error_code = 21``); one received before the switch is judged against
+its own job and stays in the previous step. The features
+(:func:`asiclab.narma.features.step_features`) count only valid events in ``n_valid``, the
+timing and core features, and leave stale shares out of ``n_invalid`` (which counts the
+device's invalid results: hardware errors, low difficulty).
 """
 
 from __future__ import annotations
@@ -52,6 +84,7 @@ __all__ = [
     "drive",
     "drive_serial",
     "drive_simulated",
+    "drive_stratum",
     "payload_extranonce2",
 ]
 
@@ -63,15 +96,18 @@ CAPABILITIES: dict[str, tuple[str, ...]] = {
     "sim": ENCODINGS,
     "serial": ("frequency", "voltage"),
     "serial-emulated": ("frequency", "voltage"),
-    "axeos": (),
-    "emulated": (),
+    "axeos": ("payload", "difficulty"),
+    "emulated": ("payload", "difficulty"),
 }
 
+#: Share difficulty per unit of ``setting.difficulty`` on the Stratum sources [1].
+STRATUM_DIFFICULTY_SCALE = {"emulated": 2.0**-20, "axeos": 256.0}
+
 _REFUSALS = {
-    "payload": "the capture server's job content (coinbase / extranonce2) is fixed per job "
-               "stream, not settable per step",
-    "difficulty": "the pool / ticket difficulty is fixed for the whole run by the capture "
-                  "server or the UART driver",
+    "payload": "the UART driver's synthetic jobs carry no experiment payload (use a Stratum "
+               "source: 'emulated' or 'axeos')",
+    "difficulty": "the UART driver's ticket difficulty is fixed for the whole run (use a "
+                  "Stratum source: 'emulated' or 'axeos')",
     "frequency": "an AxeOS frequency change is a PATCH plus a firmware restart (seconds "
                  "without hashing)",
     "voltage": "an AxeOS voltage change is a PATCH plus a firmware restart; over a bare UART "
@@ -395,6 +431,189 @@ def drive_serial(u: Any, encoding: Encoding, *, step_s: float, serial_port: str 
     return ds
 
 
+def _bm1366_cores(ds: xr.Dataset) -> xr.Dataset:
+    """Fill the core id of BM1366 Stratum shares from their nonce.
+
+    The capture server does not know which core found a share (``core_id = -1``), but a
+    BM1366 writes it into the nonce: with ``nonce_h`` the big-endian value of the header's
+    nonce bytes, ``core = (nonce_h >> 25) & 0x7F`` (``protocols.md``;
+    :func:`asiclab.devices.emulated_lv06.core_of_nonce`), so the per-core features of
+    :func:`asiclab.narma.features.step_features` see the cores. Only events of devices whose
+    model is ``BM1366`` and whose core id is unknown are filled; the attribute
+    ``core_id_note`` says so.
+    """
+    if ds.sizes.get("event", 0) == 0 or "device_model" not in ds:
+        return ds
+    models = np.asarray(ds["device_model"].values).astype(str)
+    core = np.asarray(ds["core_id"].values).copy()
+    nonce = np.asarray(ds["nonce"].values, np.int64)
+    fill = np.isin(np.asarray(ds["device_index"].values), np.flatnonzero(models == "BM1366")) \
+        & (core < 0) & (nonce >= 0) & (nonce <= 0xFFFFFFFF)
+    if not fill.any():
+        return ds
+    # the submitted value is the u32 of the big-endian hex; the header holds it little-endian
+    core[fill] = (nonce[fill].astype(np.uint32).byteswap() >> 25) & 0x7F
+    ds = ds.assign(core_id=("event", core.astype(ds["core_id"].dtype), ds["core_id"].attrs))
+    ds.attrs["core_id_note"] = ("core_id of BM1366 shares derived from the nonce: "
+                                "(byteswap32(nonce) >> 25) & 0x7F")
+    return ds
+
+
+#: Largest share difficulty the emulated LV06 can search for at the step rate [1].
+_EMULATOR_MAX_DIFFICULTY = 2.0**-12
+
+
+def drive_stratum(u: Any, encoding: Encoding, *, source: str = "emulated", step_s: float = 1.0,
+                  seed: int = 0, miner_url: str = "", listen_host: str = "127.0.0.1",
+                  listen_port: int = 3333, allow_lan: bool = False, worker: str = "",
+                  difficulty_scale: float | None = None,
+                  emulated_ticket_difficulty: float = 16.0, time_scale: float = 1.0,
+                  settle_s: float = 0.0, journal_path: str | Path | None = None,
+                  envelope: Any = None, progress: bool = False, **live_kw: Any) -> xr.Dataset:
+    """Drive a Stratum miner (emulated LV06 or a real LV06 / Bitaxe) through the capture server.
+
+    Each step is one :class:`asiclab.capture.live.SweepPoint` carrying the step's job payload
+    and share difficulty (a *Stratum step*: no voltage / frequency change, no restart); the
+    capture server switches every miner to the step's job and difficulty in one call at the
+    step start, and the step's window is ``[start, start + step_s)`` by receipt time (see
+    the module docstring for late shares). The plan is checked against the safety envelope
+    before anything starts, and the live layer restores the miner and closes the journal on
+    exit, on error and on Ctrl-C.
+
+    Parameters
+    ----------
+    u : array-like
+        Input sequence [1].
+    encoding : Encoding
+        ``payload`` or ``difficulty`` (others are refused).
+    source : {"emulated", "axeos"}
+        The emulated LV06 on loopback, or a real AxeOS miner.
+    step_s : float
+        Step length [s] (host clock).
+    seed : int
+        Seed of the emulated chip and of the capture server's jobs.
+    miner_url : str
+        ``axeos``: the miner's AxeOS address (``http://192.168.1.50``); its pool must point
+        at ``listen_host:listen_port``.
+    listen_host, listen_port, allow_lan : str, int, bool
+        ``axeos``: address of the capture server (a LAN address needs ``allow_lan``).
+    worker : str
+        ``axeos``: the miner's Stratum worker name (default: its AxeOS ``stratumUser``).
+    difficulty_scale : float, optional
+        Share difficulty sent per unit of ``setting.difficulty`` [1] (default
+        :data:`STRATUM_DIFFICULTY_SCALE`: ``2**-20`` emulated, 256 on hardware).
+    emulated_ticket_difficulty : float
+        ``emulated``: the chip model's ticket difficulty per unit of ``setting.difficulty``
+        [1] (16: about 7 shares per second at 485 MHz).
+    time_scale : float
+        ``emulated``: chip seconds per host second [1].
+    settle_s : float
+        Time after each switch that belongs to no step (``op_index = -1``) [s]; 0 keeps the
+        steps contiguous.
+    journal_path : path-like, optional
+        Journal file (default: a fresh temporary file).
+    envelope : SafetyEnvelope, optional
+        Safety limits (default: the live layer's BM1366 lab limits); the miner's set point
+        must lie inside.
+    progress : bool
+        Show the live layer's progress bar.
+    **live_kw
+        Passed to :func:`asiclab.capture.live.run_live_capture`.
+
+    Returns
+    -------
+    xarray.Dataset
+        Capture (``source_kind`` ``emulated`` or ``hardware``, from the miner) with one op per
+        step, the NARMA variables of :func:`drive_simulated` plus ``narma_job_id`` (the job
+        each step issued; the journal's job records map it to its payload).
+
+    Raises
+    ------
+    EncodingError
+        The encoding or source is refused, the difficulty range is beyond the emulator, or
+        the run ended before its last step (the journal keeps what was captured).
+    """
+    from asiclab.capture import live
+    from asiclab.capture.journal import read_journal
+
+    if source not in ("emulated", "axeos"):
+        raise EncodingError(f"drive_stratum runs the Stratum sources 'emulated' and 'axeos', "
+                            f"not {source!r}")
+    check_encoding(source, encoding)
+    u = _check_u(u)
+    if not (math.isfinite(step_s) and step_s > 0):
+        raise NarmaInputError(f"step_s must be > 0, got {step_s!r}")
+    scale = STRATUM_DIFFICULTY_SCALE[source] if difficulty_scale is None \
+        else float(difficulty_scale)
+    if not (math.isfinite(scale) and scale > 0):
+        raise NarmaInputError(f"difficulty_scale must be > 0, got {difficulty_scale!r}")
+    settings = [encoding.setting(x) for x in u]
+    pool = [s.difficulty * scale for s in settings]
+    kw: dict[str, Any] = {}
+    if source == "emulated":
+        if max(pool) > _EMULATOR_MAX_DIFFICULTY:
+            raise EncodingError(
+                f"share difficulty up to {max(pool):g} is beyond the emulated LV06's CPU "
+                f"search ({_EMULATOR_MAX_DIFFICULTY:g}); lower difficulty_scale")
+        from asiclab.devices.simulated import SimulatedChip
+
+        chip = SimulatedChip(int(seed), ticket_difficulty=encoding.nominal_difficulty
+                             * emulated_ticket_difficulty)
+        v, f = encoding.nominal_voltage_mV, encoding.nominal_frequency_MHz
+        chip.set_operating_point(v, f)
+        kw = {"chip": chip, "time_scale": time_scale,
+              "emulator_options": {"ticket_per_pool": emulated_ticket_difficulty / scale}}
+        mode = "emulated"
+    else:
+        if not miner_url:
+            raise EncodingError("source 'axeos' needs miner_url (the miner's AxeOS address)")
+        from asiclab.devices.axeos import AxeOSClient
+
+        op = AxeOSClient(miner_url).operating_point()  # kept: no PATCH, no restart
+        v, f = op.core_voltage_mV, op.frequency_MHz
+        kw = {"miner_url": miner_url, "listen_host": listen_host, "listen_port": listen_port,
+              "allow_lan": allow_lan, "worker": worker, "pool_difficulty": pool[0]}
+        mode = "stratum+axeos"
+    pts = tuple(live.SweepPoint(v, f, settle_s, step_s,
+                                payload=bytes.fromhex(s.payload), difficulty=d)
+                for s, d in zip(settings, pool, strict=True))
+    plan = live.SweepPlan(pts, **({"envelope": envelope} if envelope is not None else {}))
+    if journal_path is None:
+        journal_path = Path(tempfile.mkdtemp(prefix="narma-")) / "narma.journal"
+    kw.update(live_kw)
+    ds = live.run_live_capture(
+        mode, plan, journal_path=journal_path, seed=seed, progress=progress,
+        title=f"NARMA-10 drive, {encoding.name} encoding, step {step_s:g} s ({source})",
+        parameters={"generator": "asiclab.narma.driver.drive_stratum", "source": source,
+                    "encoding": encoding.to_dict(), "step_s": step_s,
+                    "difficulty_scale": scale,
+                    "emulated_ticket_difficulty": emulated_ticket_difficulty},
+        **kw)
+    if ds.sizes.get("op", 0) != u.size:
+        raise EncodingError(f"the live capture has {ds.sizes.get('op', 0)} steps, expected "
+                            f"{u.size} (interrupted?); journal {journal_path}")
+    steps = [n["data"] for n in read_journal(journal_path, skip_damaged=True).notes
+             if n["kind"] == "step"]
+    if len(steps) != u.size:
+        raise EncodingError(f"the journal records {len(steps)} job switches for {u.size} "
+                            "steps")
+    ds = _narma_vars(_bm1366_cores(ds), u, settings)
+    ds = ds.assign(narma_job_id=("op", np.array([str(n["job_id"]) for n in steps],
+                                                dtype=object),
+                                 {"units": "1", "long_name": "id of the job this step issued "
+                                  "(its payload: the journal's job records)"}))
+    ds.attrs.update(narma_encoding=encoding.name, narma_step_s=float(step_s),
+                    narma_setting_unit=_SETTING_UNITS[encoding.name],
+                    narma_difficulty_scale=scale,
+                    narma_stratum_note=(
+                        "share difficulty sent = narma_difficulty * narma_difficulty_scale; "
+                        "each step's job carries bytes.fromhex(narma_payload) as its coinbase "
+                        "payload; voltage and frequency were not changed; shares of the "
+                        "previous job received after a switch are stale (error 21) in the new "
+                        "step"))
+    return ds
+
+
 def drive(u: Any, encoding: Encoding | str, *, source: str = "sim", step_s: float = 1.0,
           seed: int = 0, **kw: Any) -> xr.Dataset:
     """Drive a source with ``u`` (see the module docstring); refuses impossible encodings.
@@ -412,11 +631,13 @@ def drive(u: Any, encoding: Encoding | str, *, source: str = "sim", step_s: floa
     seed : int
         Chip / emulator seed.
     **kw
-        Passed to :func:`drive_simulated` or :func:`drive_serial`.
+        Passed to :func:`drive_simulated`, :func:`drive_serial` or :func:`drive_stratum`.
     """
     enc = Encoding(encoding) if isinstance(encoding, str) else encoding
     check_encoding(source, enc, voltage_setter=kw.get("voltage_setter"))
     if source == "sim":
         return drive_simulated(u, enc, step_s=step_s, seed=seed, **kw)
+    if source in ("emulated", "axeos"):
+        return drive_stratum(u, enc, source=source, step_s=step_s, seed=seed, **kw)
     port = "emulated" if source == "serial-emulated" else kw.pop("serial_port", "")
     return drive_serial(u, enc, step_s=step_s, serial_port=port, seed=seed, **kw)

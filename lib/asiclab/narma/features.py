@@ -8,7 +8,9 @@ future input.
 Features (:data:`BASE_FEATURES` plus ``core_group_<k>``):
 
 ``n_valid``, ``n_invalid``
-    Valid and invalid (hardware-error) events in the step [1].
+    Valid and invalid (hardware-error, low-difficulty) events in the step [1]. Stale shares
+    (Stratum error 21: found on the previous step's job, received after the switch) are in
+    neither count: they say when the job changed, not what the device did in the step.
 ``log_iat_mean``, ``log_iat_std``
     Mean and std of log inter-arrival times of the step's valid events [log s] (intervals
     between consecutive events inside the step only).
@@ -31,6 +33,7 @@ import xarray as xr
 
 from asiclab.narma._errors import NarmaInputError
 from asiclab.narma.readout import delay_embed
+from asiclab.protocol.stratum import ERR_STALE
 
 __all__ = ["BASE_FEATURES", "embed", "step_features"]
 
@@ -67,8 +70,10 @@ def step_features(ds: xr.Dataset, *, n_core_groups: int = 4, n_cores: int = 112,
     t = np.asarray(ds["t_host_ns"].values, np.int64)
     valid = np.asarray(ds["valid"].values, bool)
     core = np.asarray(ds["core_id"].values, np.int64)
+    stale = np.asarray(ds["error_code"].values, np.int64) == ERR_STALE \
+        if "error_code" in ds else np.zeros(t.size, bool)
     order = np.argsort(t, kind="stable")
-    t, valid, core = t[order], valid[order], core[order]
+    t, valid, core, stale = t[order], valid[order], core[order], stale[order]
     # step of each event from the window times alone (not from op_index)
     k = np.searchsorted(start, t, side="right") - 1
     inside = (k >= 0) & (k < n_op)
@@ -77,7 +82,7 @@ def step_features(ds: xr.Dataset, *, n_core_groups: int = 4, n_cores: int = 112,
     tv = t[inside & valid]
     cols: dict[str, np.ndarray] = {
         "n_valid": np.bincount(kv, minlength=n_op).astype(float),
-        "n_invalid": np.bincount(k[inside & ~valid], minlength=n_op).astype(float),
+        "n_invalid": np.bincount(k[inside & ~valid & ~stale], minlength=n_op).astype(float),
     }
     # log-intervals within steps: consecutive valid events of the same step
     same = np.diff(kv) == 0

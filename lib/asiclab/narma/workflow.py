@@ -41,9 +41,10 @@ def _pair(v: list[float]) -> str | None:
 #: Parameters of ``03_narma10.ipynb``.
 PARAMS: dict[str, Param] = {
     "source": Param(str, "where the reservoir runs: the simulated chip (virtual time), the "
-                    "BM1366 UART emulator, a real UART, AxeOS miners (refused: restarts), or a "
-                    "saved NARMA capture", choices=("sim", "serial-emulated", "serial", "axeos",
-                                                    "emulated", "file")),
+                    "BM1366 UART emulator, a real UART, a real AxeOS miner or the emulated LV06 "
+                    "against the capture server (payload / difficulty encodings; frequency and "
+                    "voltage refused: restarts), or a saved NARMA capture",
+                    choices=("sim", "serial-emulated", "serial", "axeos", "emulated", "file")),
     "capture_path": Param(str, "saved NARMA capture (NetCDF) for source 'file'; '' otherwise"),
     "encodings": Param(list, "input encodings to run, in order (the paper's is 'payload')",
                        item=str, min_len=1,
@@ -93,9 +94,12 @@ PARAMS: dict[str, Param] = {
                          max=200_000),
     "n_seeds": Param(int, "repeats over seeds (input, chip, resampling) for CIs over seeds, "
                      "each of sweep_steps steps without ESN (0 = none)", min=0, max=100),
-    "time_scale": Param(float, "emulator speed-up (source 'serial-emulated') [1]", min=1.0,
-                        max=1000.0),
+    "time_scale": Param(float, "emulator speed-up (sources 'serial-emulated', 'emulated') [1]",
+                        min=1.0, max=1000.0),
     "serial_port": Param(str, "UART device for source 'serial' ('' otherwise)"),
+    "miner_url": Param(str, "AxeOS address of the miner for source 'axeos' ('' otherwise)"),
+    "listen_host": Param(str, "capture-server address for source 'axeos' (a LAN address lets "
+                         "it listen on the network; '' = loopback)"),
 }
 
 
@@ -134,6 +138,16 @@ def _drive(p: dict[str, Any], u: np.ndarray, enc: driver.Encoding, *, step_s: fl
         live_kw = {"time_scale": p["time_scale"], "job_interval_s": 0.2}
     elif src == "serial":
         live_kw = {"serial_port": p["serial_port"]}
+    elif src == "emulated":
+        # the ticket scales with the speed-up: ~7 CPU-searched shares per host second
+        live_kw = {"time_scale": p["time_scale"],
+                   "emulated_ticket_difficulty": 16.0 * p["time_scale"]}
+    elif src == "axeos":
+        from asiclab.capture.server import _is_loopback
+
+        host = p["listen_host"] or "127.0.0.1"
+        live_kw = {"miner_url": p["miner_url"], "listen_host": host,
+                   "allow_lan": not _is_loopback(host)}
     kw.pop("initial_temperature_C", None)  # a live chip's start temperature is not settable
     hist = kw.pop("prehistory", None)
     if hist is not None:  # a different history: drive it first, as its own steps
