@@ -42,8 +42,15 @@ def style_path() -> Path:
 
 
 def use_style() -> None:
-    """Apply the suite's matplotlib style globally (notebooks call it once)."""
+    """Apply the suite's matplotlib style globally (notebooks call it once).
+
+    Under Jupyter's inline backend this also turns pyplot's interactive mode on: a kernel that
+    selects the backend through ``MPLBACKEND`` (as ipykernel does) leaves it off, and then only
+    the first figure of a notebook is shown inline (every figure is still saved).
+    """
     plt.style.use(str(style_path()))
+    if "inline" in str(plt.get_backend()).lower():
+        plt.ion()
 
 
 def new_figure(nrows: int = 1, ncols: int = 1, **kwargs: Any) -> tuple[Figure, Any]:
