@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.asiclab-installed
 PARAMS ?= notebooks/params/default.yaml
 ARGS   ?=
 
-.PHONY: all setup reproduce test lab bench lint clean-runs
+.PHONY: all setup reproduce test lab bench lint clean-runs figures
 
 all: test
 
@@ -26,6 +26,12 @@ setup: $(STAMP)
 ## Re-execute every notebook with papermill on the built-in default data.
 reproduce: $(STAMP)
 	$(BIN)/asiclab reproduce --params $(PARAMS) $(ARGS)
+
+## The figures and their gallery figures/index.html, re-executing only notebooks whose
+## parameters or inputs changed since an earlier run (the run cache, asiclab reproduce --cache).
+figures: $(STAMP)
+	$(BIN)/asiclab reproduce --params $(PARAMS) --cache $(ARGS)
+	@echo "gallery: figures/index.html"
 
 ## Run the test suite (includes every notebook with quick parameters).
 test: $(STAMP)

@@ -59,7 +59,10 @@ def test_quick_and_default_params_name_real_parameters(path: Path):
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> runner.RunResult:
     runs = tmp_path_factory.mktemp("runs")
-    return runner.reproduce(QUICK, run_id="quick", runs_dir=runs, progress=False)
+    # module scope: set up before the per-test isolation of conftest, so isolate figures here
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ASICLAB_FIGURES_DIR", str(tmp_path_factory.mktemp("figures")))
+        return runner.reproduce(QUICK, run_id="quick", runs_dir=runs, progress=False)
 
 
 def test_quick_suite_runs_every_notebook(quick_run: runner.RunResult):
@@ -78,6 +81,8 @@ def test_quick_suite_runs_every_notebook(quick_run: runner.RunResult):
     assert (run / "summary.md").read_text().count("|") > 10
     pngs = sorted((run / "figures").glob("*.png"))
     assert pngs and all(p.with_suffix(".pdf").is_file() for p in pngs)
+    gallery = (run / "figures" / "index.html").read_text()  # issue 12: lists every figure
+    assert all(f'<figure id="{p.stem}">' in gallery for p in pngs)
 
 
 def test_quick_capture_is_labelled_simulated(quick_run: runner.RunResult):

@@ -33,9 +33,11 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     result = runner.reproduce(args.params, only=only or None, run_id=args.run_id,
                               keep_going=args.keep_going, overrides=overrides,
                               runs_dir=args.runs_dir, notebooks_dir=args.notebooks_dir,
-                              progress=not args.no_progress)
+                              progress=not args.no_progress, cache=args.cache)
     for nb in result.notebooks:
         line = f"{nb.name:<24} {nb.status:<10} {nb.duration_s:7.1f} s"
+        if nb.cached_from:
+            line += f"  (cached from {nb.cached_from})"
         if nb.error:
             line += f"  cell {nb.error.get('cell_index')}: {nb.error['ename']}: " \
                     f"{str(nb.error['evalue']).splitlines()[0] if nb.error['evalue'] else ''}"
@@ -232,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override one parameter (VALUE read as YAML), repeatable")
     rep.add_argument("--runs-dir", default=None, help="where run directories go")
     rep.add_argument("--notebooks-dir", default=None, help="where the notebooks are")
+    rep.add_argument("--cache", action="store_true",
+                     help="reuse a notebook's earlier run when its parameters, input hashes and "
+                          "commit are unchanged (make figures)")
     rep.add_argument("--no-progress", action="store_true", help="no per-cell progress bar")
     rep.set_defaults(func=_cmd_reproduce)
 

@@ -8,6 +8,8 @@ figure whose data axes lack labels, so every axis says what it shows and in whic
 
 from __future__ import annotations
 
+import datetime as _dt
+import json
 import os
 import shutil
 from importlib import resources
@@ -26,6 +28,8 @@ _SOURCE_COLOURS = {"simulated": "#D55E00", "emulated": "#CC79A7", "imported": "#
 
 #: Environment variable overriding the project's ``figures/`` folder (used by the tests).
 ENV_FIGURES_DIR = "ASICLAB_FIGURES_DIR"
+#: The figures manifest written by :func:`savefig` beside the figures of a run directory.
+FIGURES_MANIFEST = "figures.json"
 
 
 class FigureError(AsiclabError):
@@ -38,8 +42,15 @@ def style_path() -> Path:
 
 
 def use_style() -> None:
-    """Apply the suite's matplotlib style globally (notebooks call it once)."""
+    """Apply the suite's matplotlib style globally (notebooks call it once).
+
+    Under Jupyter's inline backend this also turns pyplot's interactive mode on: a kernel that
+    selects the backend through ``MPLBACKEND`` (as ipykernel does) leaves it off, and then only
+    the first figure of a notebook is shown inline (every figure is still saved).
+    """
     plt.style.use(str(style_path()))
+    if "inline" in str(plt.get_backend()).lower():
+        plt.ion()
 
 
 def new_figure(nrows: int = 1, ncols: int = 1, **kwargs: Any) -> tuple[Figure, Any]:
@@ -67,6 +78,7 @@ def label_source(target: Any, source_kind: str, detail: str = "") -> None:
     fig.text(0.995, 0.005, text, ha="right", va="bottom", fontsize=8, fontweight="bold",
              color=_SOURCE_COLOURS.get(source_kind, "black"), alpha=0.9)
     fig._asiclab_source = source_kind  # type: ignore[attr-defined]
+    fig._asiclab_source_detail = detail  # type: ignore[attr-defined]
 
 
 def _check_labels(fig: Figure, name: str) -> None:
@@ -114,9 +126,66 @@ def clear_figures(notebook: str) -> list[Path]:
     return removed
 
 
-def savefig(fig: Figure, name: str, *, copy_to_figures: bool = True,
+def default_caption(fig: Figure) -> str:
+    """A caption from the figure's own titles: the suptitle, else the axes titles.
+
+    Used when :func:`savefig` is given no ``caption``; an explicit caption is better, since a
+    title may carry numbers that change between runs.
+    """
+    sup = getattr(fig, "_suptitle", None)
+    if sup is not None and sup.get_text().strip():
+        return " ".join(sup.get_text().split())
+    titles = [" ".join(ax.get_title().split()) for ax in fig.axes if ax.get_title().strip()]
+    return "; ".join(titles)
+
+
+def load_figures_manifest(run: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The figure entries of a run directory (``<run>/figures/figures.json``), in saving order.
+
+    Each entry holds ``name``, ``notebook``, ``caption``, ``source_kind``, ``source_detail``,
+    ``png``, ``pdf`` (file names inside ``figures/``), ``run_id`` and ``time``.
+
+    Raises
+    ------
+    FigureError
+        The manifest exists but is not valid JSON of that shape.
+    """
+    path = Path(run) / "figures" / FIGURES_MANIFEST
+    if not path.is_file():
+        return []
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise FigureError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("figures"), list):
+        raise FigureError(f"{path} does not hold a 'figures' list")
+    return data["figures"]
+
+
+def write_figures_manifest(run: str | os.PathLike[str], entries: list[dict[str, Any]]) -> Path:
+    """Write the figure entries of a run directory (atomically; one entry per figure name)."""
+    out_dir = Path(run) / "figures"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / FIGURES_MANIFEST
+    by_name: dict[str, dict[str, Any]] = {}
+    for e in entries:
+        by_name.pop(e["name"], None)
+        by_name[e["name"]] = e
+    tmp = path.with_suffix(".json.partial")
+    tmp.write_text(json.dumps({"figures": list(by_name.values())}, indent=1))
+    os.replace(tmp, path)
+    return path
+
+
+def savefig(fig: Figure, name: str, *, caption: str | None = None, copy_to_figures: bool = True,
             require_source_label: bool = True) -> list[Path]:
     """Save a figure as PNG and PDF in the run directory and copy it to ``figures/``.
+
+    The figure is also entered in the run's figures manifest (:data:`FIGURES_MANIFEST`, read by
+    :func:`load_figures_manifest` and the gallery :mod:`asiclab.gallery`) with its caption, the
+    kind of data it shows (from :func:`label_source`), the notebook and the run id. File names
+    are the given ``name``: keep names and captions free of run-dependent values (seeds, fitted
+    numbers) so that a LaTeX document can ``\\includegraphics`` them run after run.
 
     Parameters
     ----------
@@ -124,6 +193,9 @@ def savefig(fig: Figure, name: str, *, copy_to_figures: bool = True,
         The figure.
     name : str
         File stem, e.g. ``"01_capture_rate"`` (letters, digits, ``-`` and ``_``).
+    caption : str, optional
+        One or two sentences saying what the figure shows (default: its titles,
+        :func:`default_caption`).
     copy_to_figures : bool
         Also copy to the project's ``figures/`` folder (default).
     require_source_label : bool
@@ -148,6 +220,17 @@ def savefig(fig: Figure, name: str, *, copy_to_figures: bool = True,
         path = out_dir / f"{name}.{ext}"
         fig.savefig(path)
         written.append(path)
+    run = results.run_dir()
+    entries = load_figures_manifest(run)
+    entries.append({
+        "name": name, "notebook": results.current_notebook(),
+        "caption": " ".join((caption if caption is not None else default_caption(fig)).split()),
+        "source_kind": getattr(fig, "_asiclab_source", "unlabelled"),
+        "source_detail": getattr(fig, "_asiclab_source_detail", ""),
+        "png": f"{name}.png", "pdf": f"{name}.pdf", "run_id": run.name,
+        "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    })
+    write_figures_manifest(run, entries)
     if copy_to_figures:
         dest = figures_dir()
         if dest.is_dir() and dest.resolve() != out_dir.resolve():

@@ -14,6 +14,11 @@ Parameters come from a YAML file (``notebooks/params/default.yaml``; ``quick.yam
 Every notebook also receives ``run_dir``. A notebook that fails keeps its executed copy with the
 failing cell; the manifest names that cell and the reason; :func:`reproduce` returns a non-zero
 exit status (the CLI exits with it).
+
+Every notebook's entry in the manifest carries a ``cache_key`` (:mod:`asiclab.runcache`); with
+``cache=True`` a notebook whose key matches an earlier successful run is restored from it instead
+of executed. Every run ends by rebuilding the figure gallery ``figures/index.html``
+(:mod:`asiclab.gallery`).
 """
 
 from __future__ import annotations
@@ -65,6 +70,8 @@ class NotebookRun:
     end: str = ""
     duration_s: float = 0.0
     error: dict[str, Any] | None = None
+    cache_key: str = ""
+    cached_from: str | None = None
 
 
 @dataclass
@@ -309,6 +316,7 @@ def reproduce(
     runs_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
     base_dir: str | os.PathLike[str] | None = None,
+    cache: bool = False,
 ) -> RunResult:
     """Execute the notebooks in order with papermill and write the run directory.
 
@@ -333,6 +341,10 @@ def reproduce(
         Directory that relative path parameters (``Param(path=True)``, e.g. ``log_path``) are
         resolved from (default: the current working directory, the shell's directory for
         ``asiclab reproduce``); recorded as ``base_dir`` in ``manifest.json``.
+    cache : bool
+        Restore a notebook from an earlier run under the same runs folder instead of executing
+        it when its cache key (parameters, input file hashes, commit, library; see
+        :mod:`asiclab.runcache`) is the same and that run succeeded (default: execute all).
 
     Returns
     -------
@@ -340,6 +352,8 @@ def reproduce(
         Per-notebook outcomes; ``exit_code`` is non-zero if any failed.
     """
     import papermill as pm
+
+    from asiclab import gallery, runcache
 
     nb_dir = Path(notebooks_dir) if notebooks_dir else default_notebooks_dir()
     params_path = Path(params_file) if params_file else nb_dir / "params" / "default.yaml"
@@ -406,6 +420,15 @@ def reproduce(
             os.environ[results.ENV_NOTEBOOK] = nb_path.stem
             run.start, t0 = _now(), time.perf_counter()
             plotting.clear_figures(nb_path.stem)  # figures/ holds this run's figures only
+            run.cache_key = runcache.cache_key(runcache.cache_inputs(
+                nb_path, p, run_dir, Path(manifest["base_dir"]), commit,
+                manifest["packages"]))
+            hit = runcache.find_cached(base, nb_path.stem, run.cache_key, exclude=run_dir)
+            if cache and hit is not None:
+                runcache.restore(hit, run_dir, nb_path)
+                run.status, run.cached_from = "ok", hit.name
+                run.end, run.duration_s = _now(), time.perf_counter() - t0
+                continue
             try:
                 _execute(pm, nb_path, out_nb, p, kernel, nb_dir, progress)
                 run.status = "ok"
@@ -435,4 +458,8 @@ def reproduce(
         if not (run_dir / results.RESULTS_FILE).exists():
             (run_dir / results.RESULTS_FILE).write_text(json.dumps({"results": []}))
         write_summary(run_dir, outcome.notebooks)
+        try:
+            gallery.write_gallery(run_dir)
+        except (gallery.GalleryError, OSError) as exc:
+            print(f"figure gallery not written: {exc}", file=sys.stderr)
     return outcome

@@ -97,6 +97,22 @@ def detail_trains(report: HeartbeatReport, detail_ops: list[int] | None = None
     return out
 
 
+#: Captions of the :func:`detail_figures` by name (``{device}`` and ``{op}`` filled in), stable
+#: across runs so that a paper can cite the figure files.
+DETAIL_CAPTIONS = {
+    "counting": "Fano and Allan factors against window size of device {device}, operating point "
+                "{op}, with pointwise Poisson bands.",
+    "qq": "Quantile-quantile plot of the inter-arrival times of device {device}, operating point "
+          "{op}, against the exponential distribution.",
+    "acf": "Autocorrelation of the inter-arrival times of device {device}, operating point {op}, "
+           "with its null band.",
+    "dfa": "Detrended fluctuation analysis of the share train of device {device}, operating point "
+           "{op}.",
+    "spectrum": "Spectrum of the share arrivals of device {device}, operating point {op}, against "
+                "the flat spectrum of a Poisson process.",
+}
+
+
 def detail_figures(report: HeartbeatReport, intervals: np.ndarray, device: int, op: int
                    ) -> dict[str, Any]:
     """The detail figures of one train that its data allow, by name.
