@@ -18,7 +18,8 @@ BASE = dict(
     nominal_mV=1200.0, edge_mV=1105.0, n_captures=4, n_enroll=2, dwell_s=20.0, settle_s=5.0,
     frequency_MHz=485.0, ticket_difficulty=1.0, seed=2, workers=1, n_boot=50, n_perm=99,
     alpha=0.05, events_windows_s=[2.0, 20.0], target_eer=0.2, save_captures=True,
-    realdata_dir="")
+    realdata_dir="", live_devices=[], live_time_scale=20.0, live_listen_host="127.0.0.1",
+    live_listen_port=3333, live_allow_lan=False, live_pool_difficulty=256.0)
 
 
 @pytest.fixture
@@ -128,3 +129,93 @@ def test_fleet_through_the_live_sweep_code_on_pty_emulators(tmp_path):
     assert sorted(set(r.rep.tolist())) == [0, 1, 2] and r.hits.sum() > 0
     c = evaluate.evaluate_challenge(r.at(1200.0), n_enroll=2, n_boot=20)
     assert c.n_devices == 2 and c.genuine.size == 2 and c.impostor.shape == (2, 1)
+
+
+LIVE = {**BASE, "source": "live", "live_devices": ["serial-emulated", "serial-emulated"],
+        "challenges_mV": [1200.0, 1150.0], "nominal_mV": 1200.0, "edge_mV": 1150.0,
+        "n_captures": 3, "n_enroll": 2, "dwell_s": 1.0, "settle_s": 0.0, "live_time_scale": 40.0,
+        "n_chips": 2, "events_windows_s": [0.5, 1.0], "n_boot": 20, "n_perm": 19}
+
+
+def test_live_source_on_two_pty_emulators_gives_a_fleet_that_evaluates(tmp_path):
+    """source 'live': two pty BM1366 emulators (seeds 2 and 3) run the challenge schedule
+    through capture.live; the fleet is saved in the run directory and evaluated."""
+    p = params.validate({**LIVE, "run_dir": str(tmp_path / "run")}, workflow.PARAMS,
+                        notebook="05_puf")
+    try:
+        run = workflow.run(p, out_dir=tmp_path / "out", progress=False)
+        ds = run.fleet.capture
+        assert run.source_kind == "emulated" and ds.attrs["live_mode"] == "serial"
+        assert list(ds["device_name"].values) == ["serial-emulated-seed2",
+                                                  "serial-emulated-seed3"]
+        assert ds.sizes["op"] == 2 * 2 * 3  # devices x challenges x captures
+        assert run.fleet.responses.core_source == "core_id"
+        assert run.fleet.responses.hits.sum() > 0
+        assert sorted(run.fleet.results) == [1150.0, 1200.0]
+        assert run.fleet.results[1150.0].n_devices == 2
+        saved = tmp_path / "out" / "puf_fleet.nc"
+        assert run.files[0] == saved
+        again = dataset.open_capture(saved)
+        assert list(again["device_name"].values) == list(ds["device_name"].values)
+        assert sorted(p.name for p in (tmp_path / "out" / "puf_live_journals").iterdir()) == [
+            "puf_device0.journal", "puf_device1.journal"]
+        entries = {e["name"]: e for e in workflow.record_results(run, p)}
+        assert "emulated fleet of 2 devices" in entries["puf_eer_edge"]["note"]
+        assert "simulator's model" not in entries["puf_eer_edge"]["verdict"]
+        # the same run directory again: the journals are never overwritten
+        with pytest.raises(PufInputError, match="journals"):
+            workflow.run(p, out_dir=tmp_path / "out", progress=False)
+    finally:
+        results.reset()
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"live_devices": ["serial-emulated"]}, "at least two"),
+    ({"live_devices": ["serial-emulated", "cpu"]}, r"live_devices\[1\] = 'cpu': unknown"),
+    ({"live_devices": ["serial-emulated", "stratum"]}, "cannot apply a voltage"),
+    ({"live_devices": ["serial-emulated", "serial:"]}, "unknown device spec"),
+    ({"live_devices": ["serial:/dev/ttyUSB0", "serial:/dev/ttyUSB1"]},
+     r"live_devices\[0\] = 'serial:/dev/ttyUSB0': the UART cannot set the core voltage"),
+    ({"live_devices": ["axeos-emulated", "axeos:http://192.168.1.50"]}, "live_listen_host"),
+    ({"live_devices": ["axeos:http://192.168.1.50", "axeos:http://192.168.1.51"],
+      "live_listen_host": "0.0.0.0"}, "live_allow_lan"),
+    ({"live_devices": ["axeos:192.168.1.50", "axeos:http://192.168.1.51"],
+      "live_listen_host": "0.0.0.0", "live_allow_lan": True}, "http:// or https://"),
+    ({"live_devices": ["axeos:http://10.0.0.2", "axeos:http://10.0.0.2"],
+      "live_listen_host": "0.0.0.0", "live_allow_lan": True}, "same device twice"),
+    ({"live_devices": ["serial-emulated", "serial:emulated"]}, "write 'serial-emulated'"),
+    ({"edge_mV": 1105.0}, "edge_mV"),
+])
+def test_live_source_refuses_bad_device_specs(change, match):
+    with pytest.raises(PufInputError, match=match):
+        workflow.check({**LIVE, **change})
+
+
+def test_live_source_voltage_setters_only_where_available():
+    def setter(mV):
+        return mV
+
+    hw = {**LIVE, "live_devices": ["serial:/dev/ttyUSB0", "serial:/dev/ttyUSB1"]}
+    devs, labels, kind = workflow.live_devices(hw, voltage_setters={0: setter, 1: setter})
+    assert kind == "hardware" and labels == hw["live_devices"]
+    assert [d["serial_port"] for d in devs] == ["/dev/ttyUSB0", "/dev/ttyUSB1"]
+    assert devs[0]["voltage_setter"] is setter and devs[0]["mode"] == "serial"
+    with pytest.raises(PufInputError, match="mixes emulated and hardware"):
+        workflow.check({**hw, "live_devices": ["serial-emulated", "serial:/dev/ttyUSB0"]},
+                       voltage_setters={1: setter})
+    with pytest.raises(PufInputError, match="emulated device sets its own voltage"):
+        workflow.check(LIVE, voltage_setters={0: setter})
+    with pytest.raises(PufInputError, match="only 2 entries"):
+        workflow.check(hw, voltage_setters={0: setter, 1: setter, 5: setter})
+    with pytest.raises(PufInputError, match="source 'live' only"):
+        workflow.check(BASE, voltage_setters={0: setter})
+    ax = workflow.live_devices({**LIVE, "live_devices": ["axeos-emulated", "serial-emulated"]})
+    assert [d["mode"] for d in ax[0]] == ["emulated", "serial"] and ax[2] == "emulated"
+    assert ax[1] == ["axeos-emulated-seed2", "serial-emulated-seed3"]
+
+
+def test_live_source_refuses_unsafe_challenges_before_starting():
+    from asiclab.capture.live import UnsafePlanError
+
+    with pytest.raises(UnsafePlanError):
+        workflow.check({**LIVE, "challenges_mV": [1200.0, 1350.0], "edge_mV": 1350.0})

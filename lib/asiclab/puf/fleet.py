@@ -221,7 +221,10 @@ def capture_live_fleet(devices: Sequence[dict[str, Any]], plan: Any, *, journal_
     Returns
     -------
     xarray.Dataset
-        One fleet capture, ``attrs["puf_fleet"]`` holding the schedule.
+        One fleet capture, ``attrs["puf_fleet"]`` holding the schedule and
+        ``attrs["puf_devices_completed"]`` the devices that ran it to the end. An interrupted
+        capture (Ctrl-C) stops the fleet there: the devices captured so far are returned with
+        ``interrupted = 1`` (and the reported device names).
 
     Raises
     ------
@@ -244,6 +247,8 @@ def capture_live_fleet(devices: Sequence[dict[str, Any]], plan: Any, *, journal_
         mode = kw.pop("mode")
         parts.append(live.run_live_capture(mode, plan, journal_path=jd / f"puf_device{k}.journal",
                                            progress=progress, **kw))
+        if int(parts[-1].attrs.get("interrupted", 0)):  # Ctrl-C: stop, keep what was captured
+            break
     kinds = {str(p.attrs.get("source_kind")) for p in parts}
     if len(kinds) > 1:
         raise PufInputError(f"the devices gave captures of different source kinds "
@@ -251,8 +256,12 @@ def capture_live_fleet(devices: Sequence[dict[str, Any]], plan: Any, *, journal_
     attrs = {"title": f"PUF fleet of {len(parts)} devices (live sweeps)",
              "puf_fleet": json.dumps({"variation": None, "schedule": plan.to_dict(),
                                       "devices": len(parts)}, sort_keys=True)}
+    interrupted = int(parts[-1].attrs.get("interrupted", 0))
+    attrs["puf_devices_completed"] = len(parts) - interrupted
+    if interrupted:
+        attrs["interrupted"] = 1
     out = dataset.concat_captures(parts, attrs=attrs)
-    if names is not None:
+    if names is not None and not interrupted:
         out = out.assign(device_name=("device", np.array(list(names), dtype=object),
                                       out["device_name"].attrs))
     return out

@@ -1,17 +1,21 @@
 """The steps of ``notebooks/05_puf.ipynb``: parameters, fleets, evaluation, recorded results.
 
 The notebook validates its parameters against :data:`PARAMS`, calls :func:`run` (the fleet
-capture -- simulated in virtual time by default, or any saved fleet capture from the live or
-emulated sweeps with ``source = "file"`` -- and always the simulated no-variation control beside
-it; evaluation at every challenge; pairwise tests, witness and events-needed curve at the edge
-challenge; the real-data histograms and the DHF check when ``realdata_dir`` exists), shows the
-figures of :mod:`asiclab.puf.plots` and records the results with :func:`record_results` (claims
+capture -- simulated in virtual time by default, any saved fleet capture with ``source =
+"file"``, or captured here with ``source = "live"`` on the devices of ``live_devices`` through the
+live sweep code (:func:`asiclab.puf.fleet.live_plan`, :func:`~asiclab.puf.fleet.capture_live_fleet`,
+same challenge schedule, safety envelope checked before anything starts; see :func:`live_devices`)
+-- and always the simulated no-variation control beside it; evaluation at every challenge;
+pairwise tests, witness and events-needed curve at the edge challenge; the real-data
+histograms and the DHF check when ``realdata_dir`` exists), shows the figures of
+:mod:`asiclab.puf.plots` and records the results with :func:`record_results` (claims
 ``puf_distinguishability_claim`` and ``dhf_fingerprint_claim``).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +27,7 @@ import xarray as xr
 from asiclab import dataset
 from asiclab.params import Param
 from asiclab.puf import evaluate, fleet, metrics, realdata
-from asiclab.puf._errors import PufInputError
+from asiclab.puf._errors import PufDataError, PufInputError
 from asiclab.puf.responses import Responses, responses_from_capture
 
 PAPER_SOURCE = ("arXiv:2601.12032 (Speaking to Silicon), 'PUF distinguishability witness' "
@@ -36,15 +40,24 @@ def _voltages(v: list[float]) -> str | None:
     return None if len(set(v)) == len(v) else "distinct voltages"
 
 
+#: Device specs of ``live_devices`` without an address (emulators started here).
+EMULATED_SPECS = ("serial-emulated", "axeos-emulated")
+#: Device specs with an address: ``serial:<port>`` and ``axeos:<url>``.
+HARDWARE_PREFIXES = ("serial:", "axeos:")
+
+
 #: Parameters of ``05_puf.ipynb``.
 PARAMS: dict[str, Param] = {
-    "source": Param(str, "the fleet: 'sim' (simulated chips in virtual time) or 'file' (a saved "
+    "source": Param(str, "the fleet: 'sim' (simulated chips in virtual time), 'file' (a saved "
                     "fleet capture from any source, e.g. live or emulated sweeps with repeated "
-                    "operating points)", choices=("sim", "file")),
+                    "operating points) or 'live' (captured now on live_devices through the live "
+                    "sweep code, the challenge schedule below, safety envelope checked; saved as "
+                    "puf_fleet.nc with its journals in the run directory)",
+                    choices=("sim", "file", "live")),
     "capture_path": Param(str, "fleet capture (NetCDF) for source 'file'; '' otherwise",
                           path=True),
-    "n_chips": Param(int, "chips in the simulated fleet (seeds seed .. seed + n - 1)", min=2,
-                     max=200),
+    "n_chips": Param(int, "chips in the simulated fleet (seeds seed .. seed + n - 1) and in the "
+                     "no-variation control of every source", min=2, max=200),
     "challenges_mV": Param(list, "challenge core voltages [mV]", item=float, min=900.0,
                            max=1400.0, min_len=2, check=_voltages),
     "nominal_mV": Param(float, "the nominal challenge [mV] (one of challenges_mV)", min=900.0,
@@ -53,13 +66,16 @@ PARAMS: dict[str, Param] = {
                      "challenges_mV)", min=900.0, max=1400.0),
     "n_captures": Param(int, "captures of every challenge per chip", min=3, max=100),
     "n_enroll": Param(int, "enrollment captures per chip (the first in time)", min=1, max=50),
-    "dwell_s": Param(float, "measurement time per capture [s] (virtual)", min=1.0, max=3600.0),
-    "settle_s": Param(float, "settling time before each capture [s] (virtual)", min=0.0,
-                      max=3600.0),
+    "dwell_s": Param(float, "measurement time per capture [s] (sim: virtual; live: host "
+                     "wall-clock)", min=1.0, max=3600.0),
+    "settle_s": Param(float, "settling time before each capture [s] (sim: virtual; live: host "
+                      "wall-clock)", min=0.0, max=3600.0),
     "frequency_MHz": Param(float, "frequency of every challenge [MHz]", min=50.0, max=1000.0),
-    "ticket_difficulty": Param(float, "ticket difficulty [1] (1: about 100 nonces/s)",
-                               min=1e-3, max=1e4),
-    "seed": Param(int, "seed of chip 0 (the control fleet uses seed + 10000)", min=0),
+    "ticket_difficulty": Param(float, "ticket difficulty [1] of the simulated chips (1: about "
+                               "100 nonces/s); the live emulators use their own", min=1e-3,
+                               max=1e4),
+    "seed": Param(int, "seed of chip 0 (the control fleet uses seed + 10000; live emulated "
+                  "device k: seed + k)", min=0),
     "workers": Param(int, "processes for the fleet simulation (0 = one per CPU)", min=0,
                      max=64),
     "n_boot": Param(int, "bootstrap resamples of the EER CI", min=10, max=100_000),
@@ -73,6 +89,26 @@ PARAMS: dict[str, Param] = {
     "save_captures": Param(bool, "save the fleet captures (NetCDF) in the run directory"),
     "realdata_dir": Param(str, "folder of the real S9 / LV06 logs (skipped when absent)",
                           path=True),
+    # ---- source 'live' (the capture.live modes; ignored for 'sim' and 'file')
+    "live_devices": Param(list, "live: one spec per device, all emulated or all hardware: "
+                          "'serial-emulated' (BM1366 emulator on a pseudo-terminal, over the "
+                          "real UART protocol), 'axeos-emulated' (emulated LV06: Stratum and "
+                          "AxeOS HTTP emulators), 'serial:<port>' (a BM1366 on a UART, e.g. "
+                          "'serial:/dev/ttyUSB0'; the UART cannot set the core voltage, so it "
+                          "needs workflow.run(..., voltage_setters=...) from Python), "
+                          "'axeos:<url>' (a real LV06 / Bitaxe, e.g. 'axeos:http://192.168.1.50',"
+                          " its pool pointed at live_listen_host:live_listen_port); at least two "
+                          "for source 'live'", item=str),
+    "live_time_scale": Param(float, "live emulated devices: emulated chip seconds per host "
+                             "second [1]", min=0.01, max=10000.0),
+    "live_listen_host": Param(str, "live 'axeos:<url>': capture-server address the miners' pool "
+                              "points at (not loopback; needs live_allow_lan)"),
+    "live_listen_port": Param(int, "live 'axeos:<url>': capture-server TCP port", min=1,
+                              max=65535),
+    "live_allow_lan": Param(bool, "live 'axeos:<url>': let the capture server listen on the "
+                            "network"),
+    "live_pool_difficulty": Param(float, "live 'axeos:<url>': share difficulty given to the "
+                                  "miners [1]", min=2.0**-32, max=2.0**48),
 }
 
 
@@ -109,16 +145,231 @@ class PufRun:
         return str(self.fleet.capture.attrs.get("source_kind", "unknown"))
 
 
-def check(p: dict[str, Any]) -> None:
-    """Cross-parameter checks (after :func:`asiclab.params.validate`)."""
+VoltageSetters = Mapping[int, Callable[[float], Any]]
+
+
+def check(p: dict[str, Any], *, voltage_setters: VoltageSetters | None = None) -> None:
+    """Cross-parameter checks (after :func:`asiclab.params.validate`).
+
+    For ``source = "live"`` also the device specs (:func:`live_devices`) and the schedule against
+    the safety envelope (:func:`live_schedule`), before anything is started.
+
+    Raises
+    ------
+    PufInputError
+        A combination of parameters that cannot run, naming the parameter.
+    asiclab.capture.live.UnsafePlanError
+        A live challenge outside the safety envelope.
+    """
     if p["n_enroll"] >= p["n_captures"]:
         raise PufInputError(f"n_enroll ({p['n_enroll']}) must be below n_captures "
                             f"({p['n_captures']}): probes are needed")
     for name in ("nominal_mV", "edge_mV"):
-        if p["source"] == "sim" and p[name] not in p["challenges_mV"]:
+        if p["source"] in ("sim", "live") and p[name] not in p["challenges_mV"]:
             raise PufInputError(f"{name} = {p[name]} is not one of challenges_mV")
     if p["source"] == "file" and not p["capture_path"]:
         raise PufInputError("source 'file' needs capture_path")
+    if p["source"] == "live":
+        live_devices(p, voltage_setters=voltage_setters)
+        live_schedule(p)
+    elif voltage_setters:
+        raise PufInputError(f"voltage_setters apply to source 'live' only (source is "
+                            f"{p['source']!r})")
+
+
+def _spec_error(k: int, spec: Any, why: str) -> PufInputError:
+    return PufInputError(f"live_devices[{k}] = {spec!r}: {why}")
+
+
+def live_devices(p: dict[str, Any], *, voltage_setters: VoltageSetters | None = None
+                 ) -> tuple[list[dict[str, Any]], list[str], str]:
+    """The devices of ``source = "live"``: keyword arguments of
+    :func:`asiclab.capture.live.run_live_capture` per device, their labels, and their kind.
+
+    Specs (``live_devices``): ``"serial-emulated"`` (an
+    :class:`~asiclab.devices.emulated_bm1366.EmulatedBM1366` on a pseudo-terminal driven over
+    the BM1366 UART protocol, live mode ``serial`` with port ``"emulated"``, chip seed
+    ``seed + k``); ``"axeos-emulated"`` (live mode ``emulated``: an emulated LV06 behind the
+    Stratum capture server and an AxeOS HTTP emulator, chip seed ``seed + k``);
+    ``"serial:<port>"`` (a BM1366 on a UART or pyserial URL; the UART cannot set the core
+    voltage, so ``voltage_setters[k]`` -- e.g. a lab supply's ``set(mV)`` -- is required for a
+    schedule of several voltages); ``"axeos:<url>"`` (a real LV06 / Bitaxe whose pool points at
+    ``live_listen_host:live_listen_port``; voltage and frequency set over AxeOS inside the
+    :class:`~asiclab.devices.axeos.SweepGuard`). Stratum-only miners and the CPU miner are
+    refused: they cannot apply a voltage challenge.
+
+    Parameters
+    ----------
+    p : dict
+        Validated parameters.
+    voltage_setters : mapping of int to callable, optional
+        ``{k: setter}``: ``setter(mV)`` sets the core voltage of device ``k`` (``serial:<port>``
+        devices only).
+
+    Returns
+    -------
+    devices : list of dict
+        One ``run_live_capture`` keyword set per device (``mode`` included).
+    labels : list of str
+        Device names of the fleet (``serial-emulated-seed<s>``, ``axeos-emulated-seed<s>``, or
+        the spec of a hardware device).
+    kind : str
+        ``"emulated"`` or ``"hardware"``.
+
+    Raises
+    ------
+    PufInputError
+        Fewer than two devices, an unknown or malformed spec, a duplicate hardware device, a
+        mix of emulated and hardware devices, a serial device without a voltage setter, a
+        setter for a device that cannot take one, or capture-server settings a real miner
+        cannot reach.
+    """
+    from asiclab.capture.server import _is_loopback
+
+    specs = list(p["live_devices"])
+    setters = dict(voltage_setters or {})
+    if len(specs) < 2:
+        raise PufInputError(f"live_devices = {specs!r}: source 'live' needs at least two "
+                            "devices (a fleet)")
+    bad = sorted(set(setters) - set(range(len(specs))))
+    if bad:
+        raise PufInputError(f"voltage_setters for devices {bad}: live_devices has only "
+                            f"{len(specs)} entries (keys are device indices)")
+    devices: list[dict[str, Any]] = []
+    labels: list[str] = []
+    kinds: list[str] = []
+    for k, spec in enumerate(specs):
+        if not isinstance(spec, str):
+            raise _spec_error(k, spec, "a device spec is a string")
+        spec = spec.strip()
+        seed = int(p["seed"]) + k
+        setter = setters.get(k)
+        if spec in EMULATED_SPECS:
+            if setter is not None:
+                raise _spec_error(k, spec, "an emulated device sets its own voltage: give no "
+                                  "voltage_setter for it")
+            mode = "serial" if spec == "serial-emulated" else "emulated"
+            kw: dict[str, Any] = {"mode": mode, "seed": seed, "time_scale": p["live_time_scale"]}
+            if mode == "serial":
+                kw["serial_port"] = "emulated"
+            devices.append(kw)
+            labels.append(f"{spec}-seed{seed}")
+            kinds.append("emulated")
+            continue
+        prefix, _, address = spec.partition(":")
+        address = address.strip()
+        if prefix + ":" not in HARDWARE_PREFIXES or not address:
+            raise _spec_error(k, spec, "unknown device spec; use 'serial-emulated', "
+                              "'axeos-emulated', 'serial:<port>' (e.g. 'serial:/dev/ttyUSB0') "
+                              "or 'axeos:<url>' (e.g. 'axeos:http://192.168.1.50'); "
+                              "Stratum-only and CPU miners cannot apply a voltage challenge")
+        if address == "emulated":
+            raise _spec_error(k, spec, "write 'serial-emulated' for the pty BM1366 emulator")
+        if prefix == "serial":
+            if setter is None:
+                raise _spec_error(k, spec, "the UART cannot set the core voltage and the "
+                                  f"challenges are {len(p['challenges_mV'])} voltages: give "
+                                  f"workflow.run(p, voltage_setters={{{k}: setter}}) with a "
+                                  "setter(mV) of the board's supply (not available from the "
+                                  "notebook's parameters)")
+            if not callable(setter):
+                raise _spec_error(k, spec, f"voltage_setters[{k}] must be callable, got "
+                                  f"{type(setter).__name__}")
+            devices.append({"mode": "serial", "serial_port": address, "voltage_setter": setter,
+                            "seed": seed})
+        else:
+            if setter is not None:
+                raise _spec_error(k, spec, "AxeOS sets the voltage itself: give no "
+                                  "voltage_setter for it")
+            if not address.startswith(("http://", "https://")):
+                raise _spec_error(k, spec, "the AxeOS address must be an http:// or https:// "
+                                  "URL, e.g. 'axeos:http://192.168.1.50'")
+            host = p["live_listen_host"].strip()
+            if not host or _is_loopback(host):
+                raise PufInputError(f"live_listen_host = {p['live_listen_host']!r}: a real "
+                                    f"miner ({spec}) cannot reach a loopback capture server; "
+                                    "give this host's LAN address or '0.0.0.0'")
+            if not p["live_allow_lan"]:
+                raise PufInputError(f"live_allow_lan = False: set it to let the capture server "
+                                    f"listen on {host!r} for {spec}")
+            devices.append({"mode": "stratum+axeos", "miner_url": address, "listen_host": host,
+                            "listen_port": p["live_listen_port"], "allow_lan": True,
+                            "pool_difficulty": p["live_pool_difficulty"], "seed": seed})
+        if spec in labels:
+            raise _spec_error(k, spec, "the same device twice in live_devices")
+        labels.append(spec)
+        kinds.append("hardware")
+    if len(set(kinds)) > 1:
+        raise PufInputError(f"live_devices = {specs!r} mixes emulated and hardware devices: "
+                            "evaluate hardware and emulated fleets apart")
+    return devices, labels, kinds[0]
+
+
+def live_schedule(p: dict[str, Any]) -> Any:
+    """The live :class:`~asiclab.capture.live.SweepPlan` of the challenge parameters
+    (:func:`asiclab.puf.fleet.live_plan`, default BM1366 safety envelope, no override).
+
+    Raises
+    ------
+    asiclab.capture.live.UnsafePlanError
+        A challenge or the frequency outside the envelope.
+    """
+    return fleet.live_plan(p["challenges_mV"], p["n_captures"], frequency_MHz=p["frequency_MHz"],
+                           settle_s=p["settle_s"], dwell_s=p["dwell_s"])
+
+
+def capture_live(p: dict[str, Any], out_dir: Path | None, *,
+                 voltage_setters: VoltageSetters | None = None, progress: bool = True
+                 ) -> tuple[xr.Dataset, list[Path]]:
+    """Capture the ``source = "live"`` fleet and save it (``puf_fleet.nc``) in ``out_dir``.
+
+    The journals go to ``out_dir/puf_live_journals`` (a fresh temporary folder without
+    ``out_dir``), so a crashed or interrupted run can be recovered (``asiclab recover``). The
+    fleet capture is saved whenever ``out_dir`` is given (live data cannot be re-made), also
+    when the run was interrupted.
+
+    Returns
+    -------
+    xarray.Dataset
+        The fleet capture, device names from :func:`live_devices`.
+    list of pathlib.Path
+        The saved file (empty without ``out_dir``).
+
+    Raises
+    ------
+    PufInputError
+        Bad device specs (:func:`live_devices`) or a journal folder that already holds journals.
+    PufDataError
+        The run was interrupted before every device ran the schedule (what was captured is
+        saved first).
+    """
+    import tempfile
+
+    devices, labels, _ = live_devices(p, voltage_setters=voltage_setters)
+    plan = live_schedule(p)
+    if out_dir is not None:
+        jdir = out_dir / "puf_live_journals"
+        if jdir.exists() and any(jdir.iterdir()):
+            raise PufInputError(f"{jdir} already holds journals: use a new run_dir (nothing is "
+                                "overwritten)")
+    else:
+        jdir = Path(tempfile.mkdtemp(prefix="asiclab_puf_live_"))
+    ds = fleet.capture_live_fleet(devices, plan, journal_dir=jdir, progress=progress)
+    if ds.sizes["device"] == len(labels) and not int(ds.attrs.get("interrupted", 0)):
+        ds = ds.assign(device_name=("device", np.array(labels, dtype=object),
+                                    ds["device_name"].attrs))
+    ds.attrs["puf_live_devices"] = json.dumps(labels)
+    ds.attrs["puf_live_journals"] = str(jdir)
+    files: list[Path] = []
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        files.append(dataset.save_capture(ds, out_dir / "puf_fleet.nc"))
+    if int(ds.attrs.get("interrupted", 0)):
+        where = f"saved in {files[0]}" if files else f"journals in {jdir}"
+        raise PufDataError(f"the live fleet capture was interrupted after "
+                           f"{ds.attrs.get('puf_devices_completed', '?')} of {len(labels)} "
+                           f"devices ({where}); evaluate it with source 'file' once complete")
+    return ds, files
 
 
 def _nearest(r: Responses, v: float) -> float:
@@ -183,12 +434,30 @@ def run_realdata(directory: str | Path) -> dict[str, Any]:
             "dhf": realdata.dhf_check(lvp)}
 
 
-def run(p: dict[str, Any], *, out_dir: Path | None = None) -> PufRun:
-    """The whole evaluation (see the module docstring)."""
-    check(p)
+def run(p: dict[str, Any], *, out_dir: Path | None = None,
+        voltage_setters: VoltageSetters | None = None, progress: bool = True) -> PufRun:
+    """The whole evaluation (see the module docstring).
+
+    Parameters
+    ----------
+    p : dict
+        Validated parameters (:data:`PARAMS`).
+    out_dir : pathlib.Path, optional
+        Where the captures are saved (the live fleet always, the others with
+        ``save_captures``).
+    voltage_setters : mapping of int to callable, optional
+        ``source = "live"``: core-voltage setters of ``serial:<port>`` devices by index
+        (:func:`live_devices`).
+    progress : bool
+        Progress bars of the live captures.
+    """
+    check(p, voltage_setters=voltage_setters)
     files: list[Path] = []
     if p["source"] == "file":
         ds = dataset.open_capture(Path(p["capture_path"]).expanduser())
+    elif p["source"] == "live":
+        ds, files = capture_live(p, out_dir, voltage_setters=voltage_setters,
+                                 progress=progress)
     else:
         ds = _simulate(p, True)
     ctl = _simulate(p, False)
