@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+import nbformat
 
 
 def wait_until(pred: Callable[[], Any], timeout_s: float = 5.0) -> None:
@@ -14,3 +17,16 @@ def wait_until(pred: Callable[[], Any], timeout_s: float = 5.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached")
         time.sleep(0.01)
+
+
+def write_notebook(path: Path, cells: list[tuple[str, str]]) -> None:
+    """Write a small notebook of code cells ``(tag, source)`` with the python3 kernel."""
+    nb = nbformat.v4.new_notebook()
+    for tag, src in cells:
+        c = nbformat.v4.new_code_cell(src)
+        if tag:
+            c.metadata["tags"] = [tag]
+        nb.cells.append(c)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nbformat.write(nb, path)

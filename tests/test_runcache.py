@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from asiclab import plotting, runcache, runner
+from helpers import write_notebook
 
 #: 01 reads a file named by a parameter and writes a data file into the run directory; 02 reads
 #: that data file. Both record a result and save a figure; each appends a line to the file named
@@ -37,25 +37,13 @@ SECOND = [
 ]
 
 
-def _write(path: Path, cells: list[tuple[str, str]]) -> None:
-    nb = nbformat.v4.new_notebook()
-    for tag, src in cells:
-        c = nbformat.v4.new_code_cell(src)
-        if tag:
-            c.metadata["tags"] = [tag]
-        nb.cells.append(c)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
-    nbformat.write(nb, path)
-
-
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CALLS_LOG", str(tmp_path / "calls.log"))
     d = tmp_path / "notebooks"
     d.mkdir()
-    _write(d / "01_first.ipynb", FIRST)
-    _write(d / "02_second.ipynb", SECOND)
+    write_notebook(d / "01_first.ipynb", FIRST)
+    write_notebook(d / "02_second.ipynb", SECOND)
     (tmp_path / "input.txt").write_text("original input")
     return tmp_path
 
@@ -128,7 +116,7 @@ def test_a_failed_run_is_never_a_cache_hit(project: Path, tmp_path: Path):
 
 def test_cache_key_follows_its_inputs(tmp_path: Path):
     nb = tmp_path / "01_x.ipynb"
-    _write(nb, [("parameters", "run_dir = ''")])
+    write_notebook(nb, [("parameters", "run_dir = ''")])
     data = tmp_path / "d.txt"
     data.write_text("1")
     run = tmp_path / "run"
@@ -152,7 +140,7 @@ def test_cache_key_follows_its_inputs(tmp_path: Path):
 
 def test_restore_refuses_a_run_without_the_executed_notebook(tmp_path: Path):
     nb = tmp_path / "01_x.ipynb"
-    _write(nb, [("parameters", "run_dir = ''")])
+    write_notebook(nb, [("parameters", "run_dir = ''")])
     (tmp_path / "old").mkdir()
     with pytest.raises(runcache.RunCacheError, match=r"no executed 01_x\.ipynb"):
         runcache.restore(tmp_path / "old", tmp_path / "new", nb)

@@ -9,6 +9,7 @@ import nbformat
 import pytest
 
 from asiclab import cli, runner
+from helpers import write_notebook
 
 GOOD = [
     ("parameters", "value = 1.5\nrun_dir = ''"),
@@ -29,25 +30,13 @@ BAD = [
 ]
 
 
-def _write(path: Path, cells: list[tuple[str, str]]) -> None:
-    nb = nbformat.v4.new_notebook()
-    for tag, src in cells:
-        c = nbformat.v4.new_code_cell(src)
-        if tag:
-            c.metadata["tags"] = [tag]
-        nb.cells.append(c)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
-    nbformat.write(nb, path)
-
-
 @pytest.fixture
 def nb_dir(tmp_path: Path) -> Path:
     d = tmp_path / "notebooks"
     d.mkdir()
-    _write(d / "01_good.ipynb", GOOD)
-    _write(d / "02_bad.ipynb", BAD)
-    _write(d / "03_after.ipynb", [("parameters", "run_dir = ''"), ("", "z = 3")])
+    write_notebook(d / "01_good.ipynb", GOOD)
+    write_notebook(d / "02_bad.ipynb", BAD)
+    write_notebook(d / "03_after.ipynb", [("parameters", "run_dir = ''"), ("", "z = 3")])
     (d / "params.yaml").write_text("notebooks:\n  01_good:\n    value: 2.5\n")
     return d
 

@@ -956,6 +956,16 @@ def _nan_if_none(v: float | None) -> float:
     return float("nan") if v is None else v
 
 
+def _run_entries(r: RunPlan) -> list[dict[str, Any]]:
+    """The recorded results of one run; none when it has no readable ``results.json``."""
+    if not r.run_dir or not (Path(r.run_dir) / results.RESULTS_FILE).is_file():
+        return []
+    try:
+        return results.load_results(r.run_dir)
+    except results.ResultError:
+        return []
+
+
 def tidy_rows(grid: Grid, runs: Sequence[RunPlan]) -> list[dict[str, Any]]:
     """One row per run and recorded result: run, status, grid values, result fields.
 
@@ -963,13 +973,7 @@ def tidy_rows(grid: Grid, runs: Sequence[RunPlan]) -> list[dict[str, Any]]:
     """
     rows = []
     for r in runs:
-        if not r.run_dir or not (Path(r.run_dir) / results.RESULTS_FILE).is_file():
-            continue
-        try:
-            entries = results.load_results(r.run_dir)
-        except results.ResultError:
-            continue
-        for e in entries:
+        for e in _run_entries(r):
             unc = e.get("uncertainty")
             row = {"run_id": r.run_id, "status": r.status}
             row.update({k: _coord_value(v) for k, v in r.point.items()})
@@ -1010,13 +1014,7 @@ def results_dataset(grid: Grid, runs: Sequence[RunPlan]) -> Any:
     for r in runs:
         status[r.position] = r.status
         run_ids[r.position] = r.run_id
-        if not r.run_dir or not (Path(r.run_dir) / results.RESULTS_FILE).is_file():
-            continue
-        try:
-            entries = results.load_results(r.run_dir)
-        except results.ResultError:
-            continue
-        for e in entries:
+        for e in _run_entries(r):
             collected.setdefault((e.get("notebook", ""), e["name"]), {})[r.position] = e
     data_vars: dict[str, Any] = {"status": (dims, status), "run_id": (dims, run_ids)}
     several = len(grid.notebooks) > 1
